@@ -1,0 +1,28 @@
+"""
+txmr: MapReduce on Twisted.
+
+Dependencies, and why each:
+  - twisted: the reactor, AMP, twistd, endpoints, twisted.web; the whole
+    engine is built on it.
+Test extras:
+  - pytest and pytest-twisted: the suite is trial TestCases, which pytest
+    also runs; pytest-twisted lets it run them on Twisted's reactor.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="txmr",
+    version="0.1.0",
+    description="MapReduce on Twisted: an AMP driver and workers run by twistd",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # twisted/plugins is not a package of ours (no __init__.py): it is
+    # Twisted's plugin folder, where our one plugin module must land.
+    packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/txmr_plugins.py"]},
+    install_requires=["twisted>=22.10"],
+    extras_require={"test": ["pytest", "pytest-twisted"]},
+    entry_points={"console_scripts": ["txmr = txmr.cli:main"]},
+)

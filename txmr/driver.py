@@ -1,0 +1,563 @@
+"""
+The driver: a Twisted service that runs one job's L{Scheduler} for the
+workers that connect to it over AMP.
+
+It is thin on purpose.  The scheduler decides; the driver turns AMP
+commands into scheduler calls, answers long polls when tasks become ready,
+pings every worker from a C{LoopingCall} and gives up on the silent ones,
+commits winning attempts by renaming their files, and ends the job.
+"""
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from twisted.application import service
+from twisted.internet import defer, endpoints, error, task as ttask
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from txmr import protocol, tasks
+from txmr.job import JobError, load_job
+from txmr.scheduler import MAP, Scheduler, SchedulingError
+
+log = Logger()
+
+# Files of an earlier run of a job, removed when a new one starts.
+_STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?)$")
+
+
+class ConfigError(Exception):
+    """
+    The job cannot start: the message is the one line the user sees.
+    """
+
+
+@dataclass
+class DriverConfig:
+    """
+    Everything a driver is started with.
+    """
+
+    input: str
+    intermediate: str
+    output: str
+    mappers: int = 1
+    reducers: int = 1
+    listen: str = "tcp:5000:interface=127.0.0.1"
+    job: str = "txmr.examples.wordcount"
+    heartbeat: float = 1.0
+    heartbeat_timeout: float = 5.0
+    max_attempts: int = 4
+    task_timeout: float | None = None
+    speculation: bool = True
+    speculate_after: float = 10.0
+    skip_bad_records: bool = False
+    memory: int = tasks.DEFAULT_MEMORY
+    port_file: str | None = None
+    poll: float = 10.0
+
+
+def prepare(config):
+    """
+    Check the configuration, load the job, create the directories, clear
+    files of an earlier run, and plan the map tasks' splits.
+
+    @return: the job and the L{Scheduler}.
+    @raise ConfigError: with the one line to show the user.
+    """
+    if config.mappers < 1 or config.reducers < 1:
+        raise ConfigError("--mappers and --reducers must be at least 1")
+    if config.heartbeat <= 0 or config.heartbeat_timeout <= config.heartbeat:
+        raise ConfigError("--heartbeat must be positive and below --heartbeat-timeout")
+    if config.max_attempts < 1:
+        raise ConfigError("--max-attempts must be at least 1")
+    if not config.input or not os.path.isdir(config.input):
+        raise ConfigError(f"input directory {config.input!r} does not exist")
+    try:
+        job = load_job(config.job)
+    except JobError as e:
+        raise ConfigError(str(e)) from e
+    for name in ("intermediate", "output"):
+        path = getattr(config, name)
+        if not path:
+            raise ConfigError(f"--{name} is required")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create {name} directory {path!r}: {e.strerror}") from e
+    config.input, config.intermediate, config.output = (
+        os.path.abspath(p) for p in (config.input, config.intermediate, config.output)
+    )
+    for directory in {config.intermediate, config.output}:
+        remove_job_files(directory)
+    splits = tasks.plan_splits(tasks.list_inputs(config.input), config.mappers, job.input_mode)
+    scheduler = Scheduler(
+        splits,
+        config.reducers,
+        max_attempts=config.max_attempts,
+        task_timeout=config.task_timeout,
+        speculation=config.speculation,
+        speculate_after=config.speculate_after,
+        skip_bad_records=config.skip_bad_records,
+    )
+    return job, scheduler
+
+
+def remove_job_files(directory):
+    """
+    Remove what a job writes in C{directory}: its intermediate and output
+    files, and attempts' temporary files.
+    """
+    for name in os.listdir(directory):
+        if _STALE.match(name):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+class DriverProtocol(amp.AMP):
+    """
+    One worker's connection.  C{worker} is its session id after L{Hello}.
+    """
+
+    worker = None
+    pinging = False
+
+    def __init__(self, driver):
+        super().__init__()
+        self.driver = driver
+
+    def _worker(self):
+        if self.worker is None:
+            raise protocol.UnknownWorker("say Hello first")
+        return self.worker
+
+    @protocol.Hello.responder
+    def hello(self, version, host, pid):
+        if version != protocol.PROTOCOL_VERSION:
+            raise protocol.VersionMismatch(
+                f"driver speaks version {protocol.PROTOCOL_VERSION}, not {version}"
+            )
+        if self.worker is None:
+            self.worker = self.driver.register(self, {"host": host, "pid": pid})
+        return {
+            "worker": self.worker,
+            "job": self.driver.job.name,
+            "heartbeat": self.driver.config.heartbeat,
+        }
+
+    @protocol.GetTask.responder
+    def get_task(self):
+        return self.driver.get_task(self._worker())
+
+    @protocol.TaskDone.responder
+    def task_done(self, kind, index, attempt, counters):
+        self.driver.task_done(self._worker(), kind, index, attempt, counters)
+        return {}
+
+    @protocol.TaskFailed.responder
+    def task_failed(self, kind, index, attempt, error, traceback, record):
+        self.driver.task_failed(self._worker(), kind, index, attempt, error, traceback, record)
+        return {}
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self.worker is not None:
+            self.driver.disconnected(self)
+
+
+class Driver(service.Service):
+    """
+    Runs one job for the workers that connect to it.
+
+    @ivar done: a L{Deferred} that fires with the exit code once the job is
+        over and every connected worker was told.
+    """
+
+    def __init__(self, config, job, scheduler, reactor=None, on_exit=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self.job = job
+        self.scheduler = scheduler
+        self.reactor = reactor
+        self.on_exit = on_exit
+        self.connections = {}
+        self.waiters = {}
+        self.tracebacks = {}
+        self.rtts = {}
+        self.started = None
+        self.ended = None
+        self.port = None
+        self.address = None
+        self.done = defer.Deferred()
+        self._ids = 0
+        self._finishing = False
+        self.heartbeat = ttask.LoopingCall(self.tick)
+        self.heartbeat.clock = reactor
+
+    # -- service -------------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        self.started = self.reactor.seconds()
+        self.wall_started = time.time()
+        log.info(
+            "txmr driver: job {job}, {maps} map and {reduces} reduce tasks",
+            job=self.job.name, maps=len(self.scheduler.maps), reduces=len(self.scheduler.reduces),
+        )
+        endpoint = endpoints.serverFromString(self.reactor, self.config.listen)
+        d = endpoint.listen(Factory.forProtocol(lambda: DriverProtocol(self)))
+        d.addCallbacks(self._listening, self._cannot_listen)
+        self.heartbeat.start(self.config.heartbeat, now=False)
+        return d
+
+    def _listening(self, port):
+        self.port = port
+        self.address = address_of(port.getHost())
+        log.info("txmr driver listening on {address}", address=self.address)
+        if self.config.port_file:
+            write_atomically(self.config.port_file, self.address + "\n")
+
+    def _cannot_listen(self, failure):
+        log.critical("txmr driver cannot listen on {listen}: {error}",
+                     listen=self.config.listen, error=failure.getErrorMessage())
+        self._exit(1, f"cannot listen on {self.config.listen}: {failure.getErrorMessage()}")
+
+    def stopService(self):
+        super().stopService()
+        if self.heartbeat.running:
+            self.heartbeat.stop()
+        for d, call in self.waiters.values():
+            if call.active():
+                call.cancel()
+        self.waiters.clear()
+        for proto in list(self.connections.values()):
+            proto.transport.loseConnection()
+        if self.port is not None:
+            return self.port.stopListening()
+
+    # -- workers -------------------------------------------------------------
+
+    def now(self):
+        return self.reactor.seconds()
+
+    def register(self, proto, info):
+        self._ids += 1
+        worker = f"w{self._ids}"
+        self.scheduler.register(worker, self.now(), info)
+        self.connections[worker] = proto
+        log.info("worker {worker} joined from {host} (pid {pid})", worker=worker, **info)
+        return worker
+
+    def disconnected(self, proto):
+        worker = proto.worker
+        self.connections.pop(worker, None)
+        self._drop_waiter(worker)
+        if not self.scheduler.workers[worker].lost:
+            self._lose(worker, "its connection closed")
+
+    def _lose(self, worker, why):
+        running = [a for a in self.scheduler.workers[worker].attempts]
+        self.scheduler.lose(worker, self.now())
+        if not self.scheduler.over:
+            log.warn("worker {worker} lost ({why}); tasks given back: {tasks}", worker=worker,
+                     why=why, tasks=", ".join(f"{a.task.kind} {a.task.index}" for a in running)
+                     or "none")
+        proto = self.connections.pop(worker, None)
+        if proto is not None:
+            self._drop_waiter(worker)
+            proto.transport.abortConnection()
+        self.changed()
+
+    # -- handing out tasks -----------------------------------------------------
+
+    def get_task(self, worker):
+        """
+        The answer to a worker's L{GetTask}, or a L{Deferred} of it: a long
+        poll answered when a task is ready or C{poll} seconds have passed.
+        """
+        answer = self._answer(worker)
+        if answer is not None:
+            return answer
+        self._drop_waiter(worker)
+        d = defer.Deferred()
+        call = self.reactor.callLater(self.config.poll, self._poll_expired, worker)
+        self.waiters[worker] = (d, call)
+        return d
+
+    def _answer(self, worker):
+        if self.scheduler.over:
+            return {"action": "done", "retry": 0.0, "task": {"ok": self.ok}}
+        attempt = self.scheduler.assign(worker, self.now())
+        if attempt is None:
+            return None
+        spec = self.spec(attempt)
+        log.info("{kind} task {index} attempt {attempt}{backup} to worker {worker}",
+                 kind=attempt.task.kind, index=attempt.task.index, attempt=attempt.id,
+                 backup=" (backup)" if attempt.speculative else "", worker=worker)
+        return {"action": "run", "retry": 0.0, "task": spec}
+
+    def _poll_expired(self, worker):
+        d, _ = self.waiters.pop(worker)
+        d.callback({"action": "wait", "retry": 0.0, "task": None})
+
+    def _drop_waiter(self, worker):
+        entry = self.waiters.pop(worker, None)
+        if entry is not None:
+            d, call = entry
+            if call.active():
+                call.cancel()
+
+    def changed(self):
+        """
+        Something happened that may have made a task ready or ended the
+        job: answer the long polls that can be answered now.
+        """
+        if self.scheduler.over:
+            self.finish()
+            return
+        for worker in list(self.waiters):
+            answer = self._answer(worker)
+            if answer is not None:
+                d, call = self.waiters.pop(worker)
+                call.cancel()
+                d.callback(answer)
+
+    def spec(self, attempt):
+        """
+        What a worker needs to run an attempt.
+        """
+        task = attempt.task
+        config = self.config
+        spec = {
+            "kind": task.kind,
+            "index": task.index,
+            "attempt": attempt.id,
+            "job": self.job.name,
+            "intermediate": config.intermediate,
+        }
+        if task.kind == MAP:
+            spec.update(input=config.input, splits=task.inputs, n_reduce=len(self.scheduler.reduces),
+                        skip=list(task.skip))
+        else:
+            spec.update(output=config.output, n_map=len(self.scheduler.maps), memory=config.memory)
+        return spec
+
+    # -- reports -------------------------------------------------------------
+
+    def task_done(self, worker, kind, index, attempt_id, counters):
+        """
+        Commit the attempt if it still counts: rename its files into place,
+        then mark the task finished.  Both happen in this one reactor turn,
+        so no other report can slip between the check and the commit.
+        Renames are metadata operations; they cost microseconds.
+        """
+        try:
+            attempt = self.scheduler.running_attempt(worker, kind, index, attempt_id)
+        except SchedulingError as e:
+            self._refused(worker, kind, index, attempt_id, e)
+            raise
+        spec = self.spec(attempt)
+        try:
+            tasks.commit(spec)
+        except OSError as e:
+            tasks.discard(spec)
+            self.task_failed(worker, kind, index, attempt_id,
+                             f"cannot commit the attempt's files: {e}", "", None)
+            return
+        killed = self.scheduler.succeed(worker, kind, index, attempt_id, self.now(),
+                                        counters if isinstance(counters, dict) else {})
+        log.info("{kind} task {index} finished (attempt {attempt} on worker {worker}, {secs:.2f}s)",
+                 kind=kind, index=index, attempt=attempt_id, worker=worker,
+                 secs=attempt.duration(self.now()))
+        for loser in killed:
+            self.cancel(loser)
+        self.changed()
+
+    def task_failed(self, worker, kind, index, attempt_id, error, traceback, record):
+        try:
+            attempt = self.scheduler.running_attempt(worker, kind, index, attempt_id)
+        except SchedulingError as e:
+            self._refused(worker, kind, index, attempt_id, e)
+            raise
+        tasks.discard(self.spec(attempt))
+        self.tracebacks[attempt_id] = traceback
+        self.scheduler.fail(worker, kind, index, attempt_id, self.now(), error, record)
+        log.warn("{kind} task {index} attempt {attempt} failed on worker {worker}: {error}",
+                 kind=kind, index=index, attempt=attempt_id, worker=worker, error=error)
+        self.changed()
+
+    def _refused(self, worker, kind, index, attempt_id, why):
+        log.info("refused a report from worker {worker} on {kind} task {index} attempt "
+                 "{attempt}: {why}", worker=worker, kind=kind, index=index,
+                 attempt=attempt_id, why=why)
+        attempt = self.scheduler.attempts.get(attempt_id)
+        if attempt is not None and attempt.task.winner is not attempt:
+            tasks.discard(self.spec(attempt))
+
+    def cancel(self, attempt):
+        """
+        Tell the attempt's worker to stop it; its files are discarded.
+        """
+        proto = self.connections.get(attempt.worker)
+        if proto is not None:
+            d = proto.callRemote(protocol.Cancel, attempt=attempt.id)
+            d.addTimeout(self.config.heartbeat_timeout, self.reactor)
+            d.addErrback(lambda f: None)
+        tasks.discard(self.spec(attempt))
+
+    # -- heartbeats ----------------------------------------------------------
+
+    def tick(self):
+        """
+        Ping every worker, give up on the silent ones, abandon attempts that
+        ran too long, and offer backup attempts to idle workers.
+        """
+        now = self.now()
+        for worker, proto in list(self.connections.items()):
+            if not proto.pinging:
+                self._ping(worker, proto, now)
+        for worker in self.scheduler.expire(now, self.config.heartbeat_timeout):
+            self._lose(worker, f"silent for more than {self.config.heartbeat_timeout:g}s")
+        for attempt in self.scheduler.check_timeouts(now):
+            log.warn("{kind} task {index} attempt {attempt} timed out on worker {worker}",
+                     kind=attempt.task.kind, index=attempt.task.index, attempt=attempt.id,
+                     worker=attempt.worker)
+            self.cancel(attempt)
+        self.changed()
+
+    def _ping(self, worker, proto, sent):
+        proto.pinging = True
+
+        def answered(_):
+            now = self.now()
+            self.rtts[worker] = now - sent
+            if not self.scheduler.workers[worker].lost:
+                self.scheduler.seen(worker, now)
+
+        def over(result):
+            proto.pinging = False
+            return result
+
+        d = proto.callRemote(protocol.Ping)
+        d.addTimeout(self.config.heartbeat_timeout, self.reactor)
+        d.addCallback(answered)
+        d.addBoth(over)
+        d.addErrback(lambda f: None)
+
+    # -- the end -------------------------------------------------------------
+
+    @property
+    def ok(self):
+        return self.scheduler.failure is None
+
+    def failure_message(self):
+        task, error = self.scheduler.failure
+        last = [a for a in task.attempts if a.error is not None][-1]
+        return (f"{task.kind} task {task.index} failed {task.failures} times; last, attempt "
+                f"{last.id} on worker {last.worker}: {error}")
+
+    def finish(self):
+        """
+        End the job: make the output durable (or remove it if the job
+        failed), answer every long poll, tell every worker, then exit.
+        """
+        if self._finishing:
+            return
+        self._finishing = True
+        self.ended = self.now()
+        if self.heartbeat.running:
+            self.heartbeat.stop()
+        for attempt in self.scheduler.attempts.values():
+            if attempt.task.winner is not attempt:
+                tasks.discard(self.spec(attempt))
+        if self.ok:
+            message = "job finished"
+            fsync_directory(self.config.output)
+            self._report()
+        else:
+            message = "job failed: " + self.failure_message()
+            for directory in {self.config.intermediate, self.config.output}:
+                remove_job_files(directory)
+            task, _ = self.scheduler.failure
+            last = [a for a in task.attempts if a.error is not None][-1]
+            log.critical("{message}\n{traceback}", message=message,
+                         traceback=self.tracebacks.get(last.id, ""))
+        for worker in list(self.waiters):
+            d, call = self.waiters.pop(worker)
+            call.cancel()
+            d.callback(self._answer(worker))
+        told = []
+        for proto in list(self.connections.values()):
+            d = proto.callRemote(protocol.JobOver, ok=self.ok, message=message)
+            d.addTimeout(self.config.heartbeat_timeout, self.reactor)
+            d.addErrback(lambda f: None)
+            told.append(d)
+        code = 0 if self.ok else 1
+        done = defer.DeferredList(told)
+        done.addCallback(lambda _: self._exit(code, message))
+
+    def _report(self):
+        counters = self.scheduler.summed_counters()
+        lines = [f"  {group}.{name} = {value}"
+                 for group, names in sorted(counters.items())
+                 for name, value in sorted(names.items())]
+        log.info("job finished in {secs:.2f}s; counters:\n{counters}",
+                 secs=self.ended - self.started, counters="\n".join(lines))
+        for kind, index, record in self.scheduler.skipped_records:
+            log.warn("skipped bad record {record} of {kind} task {index}",
+                     record=record, kind=kind, index=index)
+
+    def _exit(self, code, message):
+        if not self.done.called:
+            self.done.callback(code)
+            if self.on_exit is not None:
+                self.on_exit(code, message)
+
+
+def address_of(host):
+    """
+    A client endpoint string that reaches a listening port's address.
+    """
+    if hasattr(host, "port"):
+        interface = host.host
+        if interface in ("0.0.0.0", ""):
+            interface = "127.0.0.1"
+        elif interface == "::":
+            interface = "::1"
+        return f"tcp:host={interface.replace(':', chr(92) + ':')}:port={host.port}"
+    return f"unix:path={host.name.decode() if isinstance(host.name, bytes) else host.name}"
+
+
+def write_atomically(path, text):
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def fsync_directory(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def makeService(config, reactor=None, on_exit=None):
+    """
+    The driver service for C{config}; raises L{ConfigError} before anything
+    runs if the job cannot start.
+    """
+    job, scheduler = prepare(config)
+    return Driver(config, job, scheduler, reactor, on_exit)

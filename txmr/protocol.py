@@ -1,0 +1,179 @@
+"""
+The wire contract between a txmr driver and its workers: AMP commands.
+
+A worker connects, says L{Hello}, then asks L{GetTask} until it is told the
+job is done; it reports each attempt with L{TaskDone} or L{TaskFailed}.  The
+driver sends L{Ping} as a heartbeat, L{Cancel} for an attempt that no longer
+counts, and L{JobOver} when the job ends.
+
+No bulk data crosses this protocol: task specifications and reports are
+small JSON documents, and files move through the shared file system.  A value
+that may outgrow AMP's 64 KiB limit (a task's list of splits, a traceback) is
+a L{BigJSON} or L{BigUnicode}, which spreads over several AMP keys.
+"""
+
+import json
+
+from twisted.protocols import amp
+
+from txmr.scheduler import StaleReport, UnknownTask, UnknownWorker
+
+PROTOCOL_VERSION = 1
+
+# Under AMP's limit of 65,535 bytes per value.
+_CHUNK = 60_000
+
+
+class BigUnicode(amp.Argument):
+    """
+    Text of any size, sent as the keys C{name}, C{name.1}, C{name.2}...
+    """
+
+    def toBox(self, name, strings, objects, proto):
+        data = self.encode(objects.pop(amp._wireNameToPythonIdentifier(name)))
+        chunks = [data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK)] or [b""]
+        strings[name] = chunks[0]
+        for i, chunk in enumerate(chunks[1:], 1):
+            strings[name + b".%d" % i] = chunk
+
+    def fromBox(self, name, strings, objects, proto):
+        chunks = [strings.pop(name)]
+        i = 1
+        while name + b".%d" % i in strings:
+            chunks.append(strings.pop(name + b".%d" % i))
+            i += 1
+        objects[amp._wireNameToPythonIdentifier(name)] = self.decode(b"".join(chunks))
+
+    def encode(self, value):
+        return value.encode("utf-8", "surrogatepass")
+
+    def decode(self, data):
+        return data.decode("utf-8", "surrogatepass")
+
+
+class BigJSON(BigUnicode):
+    """
+    Any JSON value, of any size.
+    """
+
+    def encode(self, value):
+        return json.dumps(value, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+    def decode(self, data):
+        return json.loads(data.decode("utf-8", "surrogatepass"))
+
+
+class VersionMismatch(Exception):
+    """
+    The worker speaks another version of this protocol.
+    """
+
+
+# The scheduler's refusals travel as AMP errors, by these codes.
+_REFUSALS = {
+    UnknownWorker: b"NOT_REGISTERED",
+    UnknownTask: b"UNKNOWN_TASK",
+    StaleReport: b"STALE_REPORT",
+}
+
+
+class Hello(amp.Command):
+    """
+    Worker to driver, first: join the job.  The answer names the job to
+    import, and the heartbeat period, so the worker can tell a silent driver.
+    """
+
+    arguments = [
+        (b"version", amp.Integer()),
+        (b"host", amp.Unicode()),
+        (b"pid", amp.Integer()),
+    ]
+    response = [
+        (b"worker", amp.Unicode()),
+        (b"job", amp.Unicode()),
+        (b"heartbeat", amp.Float()),
+    ]
+    errors = {VersionMismatch: b"VERSION_MISMATCH"}
+
+
+class GetTask(amp.Command):
+    """
+    Worker to driver: ask for work.  The driver answers when it has some
+    (a long poll, never a busy loop), with C{action}:
+      - C{run}: run the attempt described by C{task};
+      - C{wait}: nothing yet, ask again (after C{retry} seconds at most);
+      - C{done}: the job is over; C{task} is then C{{"ok": bool}}.
+    """
+
+    arguments = []
+    response = [
+        (b"action", amp.Unicode()),
+        (b"retry", amp.Float()),
+        (b"task", BigJSON()),
+    ]
+    errors = {UnknownWorker: b"NOT_REGISTERED"}
+
+
+class TaskDone(amp.Command):
+    """
+    Worker to driver: an attempt succeeded, and its files are written under
+    their attempt names.  If the attempt still counts, the driver commits
+    the files by renaming them, and the task is finished; otherwise the
+    report is refused with L{StaleReport}.  A refusal changes nothing.
+    """
+
+    arguments = [
+        (b"kind", amp.Unicode()),
+        (b"index", amp.Integer()),
+        (b"attempt", amp.Integer()),
+        (b"counters", BigJSON()),
+    ]
+    response = []
+    errors = _REFUSALS
+
+
+class TaskFailed(amp.Command):
+    """
+    Worker to driver: an attempt's code raised.  C{record}, when not null,
+    names the input record the map code failed on (for skipping mode).
+    """
+
+    arguments = [
+        (b"kind", amp.Unicode()),
+        (b"index", amp.Integer()),
+        (b"attempt", amp.Integer()),
+        (b"error", amp.Unicode()),
+        (b"traceback", BigUnicode()),
+        (b"record", BigJSON()),
+    ]
+    response = []
+    errors = _REFUSALS
+
+
+class Ping(amp.Command):
+    """
+    Driver to worker: the heartbeat.  A worker answers at once, however
+    busy its task is, because tasks run outside the reactor thread.
+    """
+
+    arguments = []
+    response = []
+    requiresAnswer = True
+
+
+class Cancel(amp.Command):
+    """
+    Driver to worker: stop the attempt; its result would be refused.
+    """
+
+    arguments = [(b"attempt", amp.Integer())]
+    response = []
+
+
+class JobOver(amp.Command):
+    """
+    Driver to worker: the job is over (C{ok} tells how); the worker exits.
+    """
+
+    arguments = [(b"ok", amp.Boolean()), (b"message", amp.Unicode())]
+    response = []

@@ -1,0 +1,473 @@
+"""
+The scheduling core: tasks, attempts and workers, and nothing else.
+
+This module does no I/O and reads no clock: every method that depends on
+time takes C{now}.  The AMP driver, the HTTP API and the tests all drive the
+same L{Scheduler}, so the rules of the job's life cycle live in one place:
+
+  - map tasks start READY; reduce tasks start BLOCKED and become READY when
+    every map task is FINISHED (the seed system's life cycle);
+  - every hand-out of a task is a new L{Attempt} with a job-unique id, and
+    every report names its attempt: the first successful attempt of a task
+    wins, any other report about it is refused with L{StaleReport};
+  - a lost worker's running attempts are given back at once, a failed
+    attempt is retried until C{max_attempts} failures fail the job, an
+    attempt running past C{task_timeout} is abandoned, and near the end of a
+    phase a straggler gets a backup attempt (the MapReduce paper's
+    speculative execution);
+  - a worker whose attempts keep failing while the same tasks succeed
+    elsewhere is blacklisted for the job (Hadoop's rule).
+"""
+
+import statistics
+from dataclasses import dataclass, field
+
+# Task states, with the seed's numbers: they are part of its HTTP API.
+BLOCKED, READY, RUNNING, FINISHED = 1, 2, 3, 4
+STATE_NAMES = {BLOCKED: "blocked", READY: "ready", RUNNING: "running", FINISHED: "finished"}
+
+# Job states, the seed's numbers, and one it lacked.
+JOB_RUNNING, JOB_FINISHED, JOB_FAILED = 1, 2, 3
+
+MAP, REDUCE = "map", "reduce"
+
+# A backup attempt is considered only for attempts running longer than
+# SPECULATION_FACTOR times the median duration of the phase's finished tasks.
+SPECULATION_FACTOR = 2.0
+
+
+class SchedulingError(Exception):
+    """
+    A request the scheduler refuses; the message says why, for the peer.
+    """
+
+
+class UnknownTask(SchedulingError):
+    """
+    No task of that kind and index exists in this job.
+    """
+
+
+class UnknownWorker(SchedulingError):
+    """
+    The worker never registered, or the driver already gave up on it.
+    """
+
+
+class StaleReport(SchedulingError):
+    """
+    A report about an attempt that no longer counts: it lost, it was
+    abandoned, its worker was presumed dead, or the task already finished.
+    """
+
+
+@dataclass(eq=False)
+class Attempt:
+    """
+    One execution of a task on one worker.
+
+    @ivar state: C{running}, then one of C{succeeded}, C{failed}, C{lost}
+        (its worker went away), C{timed-out} or C{killed} (another attempt
+        won, or the job ended).
+    """
+
+    id: int
+    task: "Task"
+    worker: str
+    started: float
+    speculative: bool = False
+    state: str = "running"
+    finished: float | None = None
+    error: str | None = None
+
+    @property
+    def running(self):
+        return self.state == "running"
+
+    def duration(self, now):
+        return (self.finished if self.finished is not None else now) - self.started
+
+
+@dataclass(eq=False)
+class Task:
+    """
+    A map or reduce task: its inputs, state and attempts.
+
+    @ivar inputs: for a map task, its splits; unused for a reduce task.
+    @ivar failures: attempts that failed by the task's own fault (the code
+        raised, or the attempt timed out); lost workers do not count.
+    @ivar record_failures: for skipping mode, how often each input record
+        was named by a failed attempt; C{skip} holds the records to skip.
+    """
+
+    kind: str
+    index: int
+    inputs: list = field(default_factory=list)
+    state: int = READY
+    attempts: list = field(default_factory=list)
+    failures: int = 0
+    winner: Attempt | None = None
+    counters: dict = field(default_factory=dict)
+    record_failures: dict = field(default_factory=dict)
+    skip: list = field(default_factory=list)
+
+    @property
+    def key(self):
+        return (self.kind, self.index)
+
+    def running_attempts(self):
+        return [a for a in self.attempts if a.running]
+
+
+@dataclass(eq=False)
+class Worker:
+    """
+    A worker session: one connection of a worker process, or one HTTP
+    worker-pid.  A worker that reconnects is a new session.
+    """
+
+    id: str
+    joined: float
+    last_seen: float
+    info: dict = field(default_factory=dict)
+    attempts: set = field(default_factory=set)
+    lost: bool = False
+    blacklisted: bool = False
+    failed_attempts: list = field(default_factory=list)
+    succeeded: int = 0
+
+
+class Scheduler:
+    """
+    The state machine of one job.
+
+    @param map_inputs: one list of input splits per map task.
+    @param n_reduce: the number of reduce tasks.
+    @param max_attempts: failures of one task that fail the job.
+    @param task_timeout: seconds after which a running attempt is abandoned,
+        or L{None} for no limit.
+    @param speculation: whether stragglers get backup attempts.
+    @param speculate_after: the least running time for a backup attempt.
+    @param blacklist_after: failed attempts on one worker, of tasks that then
+        succeeded elsewhere, after which that worker gets no more tasks.
+    @param skip_bad_records: whether input records that made map attempts
+        fail twice are skipped by later attempts.
+    """
+
+    def __init__(
+        self,
+        map_inputs,
+        n_reduce,
+        max_attempts=4,
+        task_timeout=None,
+        speculation=True,
+        speculate_after=10.0,
+        blacklist_after=3,
+        skip_bad_records=False,
+    ):
+        if not map_inputs or n_reduce < 1:
+            raise ValueError("a job needs at least one map and one reduce task")
+        self.maps = [Task(MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
+        self.reduces = [Task(REDUCE, i, state=BLOCKED) for i in range(n_reduce)]
+        self.max_attempts = max_attempts
+        self.task_timeout = task_timeout
+        self.speculation = speculation
+        self.speculate_after = speculate_after
+        self.blacklist_after = blacklist_after
+        self.skip_bad_records = skip_bad_records
+        self.workers = {}
+        self.attempts = {}
+        self._next_attempt = 1
+        self.state = JOB_RUNNING
+        self.failure = None
+        self.skipped_records = []
+
+    # -- lookups ----------------------------------------------------------
+
+    def task(self, kind, index):
+        """
+        The task of that kind and index, or L{UnknownTask}.
+        """
+        tasks = {MAP: self.maps, REDUCE: self.reduces}.get(kind)
+        if tasks is None or not isinstance(index, int) or not 0 <= index < len(tasks):
+            raise UnknownTask(f"no {kind} task {index!r} in this job")
+        return tasks[index]
+
+    def tasks(self):
+        return self.maps + self.reduces
+
+    def worker(self, worker_id):
+        """
+        A live worker session, or L{UnknownWorker}.
+        """
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            raise UnknownWorker(f"unknown worker {worker_id!r}")
+        if worker.lost:
+            raise UnknownWorker(f"worker {worker_id!r} was presumed dead")
+        return worker
+
+    def counts(self):
+        """
+        How many tasks of each kind are in each state.
+        """
+        out = {}
+        for task in self.tasks():
+            kind = out.setdefault(task.kind, {name: 0 for name in STATE_NAMES.values()})
+            kind[STATE_NAMES[task.state]] += 1
+        return out
+
+    @property
+    def over(self):
+        return self.state != JOB_RUNNING
+
+    # -- workers ----------------------------------------------------------
+
+    def register(self, worker_id, now, info=None):
+        """
+        A new worker session joins the job.
+        """
+        if worker_id in self.workers:
+            raise SchedulingError(f"worker {worker_id!r} is already registered")
+        self.workers[worker_id] = Worker(worker_id, now, now, dict(info or {}))
+
+    def seen(self, worker_id, now):
+        """
+        The worker answered a heartbeat or made a request.
+        """
+        self.worker(worker_id).last_seen = now
+
+    def lose(self, worker_id, now):
+        """
+        The driver gives up on a worker: its running attempts are lost and
+        their tasks are ready again at once.  Later reports from it are
+        refused.  Losing a worker twice, or one never seen, does nothing.
+        """
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.lost:
+            return
+        worker.lost = True
+        for attempt in list(worker.attempts):
+            self._end_attempt(attempt, "lost", now)
+
+    def expire(self, now, timeout):
+        """
+        Lose every worker not seen for C{timeout} seconds.
+
+        @return: the ids of the workers lost now.
+        """
+        silent = [
+            w.id for w in self.workers.values() if not w.lost and now - w.last_seen > timeout
+        ]
+        for worker_id in silent:
+            self.lose(worker_id, now)
+        return silent
+
+    def live_workers(self):
+        return [w for w in self.workers.values() if not w.lost]
+
+    # -- handing out tasks --------------------------------------------------
+
+    def assign(self, worker_id, now):
+        """
+        Give the worker a ready task, or a backup attempt of a straggler.
+
+        @return: a new running L{Attempt}, or L{None} when there is nothing
+            for this worker now (the job is over, every task is running or
+            blocked, or the worker is blacklisted).
+        """
+        worker = self.worker(worker_id)
+        worker.last_seen = now
+        if self.over or worker.blacklisted or worker.attempts:
+            return None
+        for task in self.maps + self.reduces:
+            if task.state == READY:
+                return self._start(task, worker, now, speculative=False)
+        task = self._straggler(worker, now)
+        if task is not None:
+            return self._start(task, worker, now, speculative=True)
+        return None
+
+    def _start(self, task, worker, now, speculative):
+        attempt = Attempt(self._next_attempt, task, worker.id, now, speculative)
+        self._next_attempt += 1
+        self.attempts[attempt.id] = attempt
+        task.attempts.append(attempt)
+        task.state = RUNNING
+        worker.attempts.add(attempt)
+        return attempt
+
+    def _phase(self):
+        return self.maps if any(t.state != FINISHED for t in self.maps) else self.reduces
+
+    def _straggler(self, worker, now):
+        """
+        The task that most deserves a backup attempt on this worker, if any:
+        the phase has nothing left to hand out, and the task's only attempt
+        has run more than twice the median of the phase's finished tasks,
+        and at least C{speculate_after} seconds.
+        """
+        if not self.speculation:
+            return None
+        phase = self._phase()
+        if any(t.state in (READY, BLOCKED) for t in phase):
+            return None
+        done = [t.winner.duration(now) for t in phase if t.winner is not None]
+        if not done:
+            return None
+        threshold = max(SPECULATION_FACTOR * statistics.median(done), self.speculate_after)
+        candidates = []
+        for task in phase:
+            running = task.running_attempts()
+            if task.state == RUNNING and len(running) == 1:
+                only = running[0]
+                if only.worker != worker.id and only.duration(now) > threshold:
+                    candidates.append((only.duration(now), task))
+        if not candidates:
+            return None
+        return max(candidates, key=lambda c: c[0])[1]
+
+    # -- reports ------------------------------------------------------------
+
+    def running_attempt(self, worker_id, kind, index, attempt_id):
+        """
+        The running attempt a report is about, or the reason it is refused.
+        """
+        task = self.task(kind, index)
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            raise UnknownWorker(f"unknown worker {worker_id!r}")
+        attempt = self.attempts.get(attempt_id)
+        if attempt is None or attempt.task is not task:
+            raise StaleReport(f"{kind} task {index} has no attempt {attempt_id!r}")
+        if attempt.worker != worker_id:
+            raise StaleReport(f"attempt {attempt_id} of {kind} task {index} is not this worker's")
+        if worker.lost:
+            raise StaleReport(
+                f"attempt {attempt_id} of {kind} task {index} was given up with its worker"
+            )
+        if not attempt.running:
+            raise StaleReport(
+                f"attempt {attempt_id} of {kind} task {index} is no longer running"
+                f" ({attempt.state})"
+            )
+        return attempt
+
+    def succeed(self, worker_id, kind, index, attempt_id, now, counters=None):
+        """
+        An attempt finished: the task is FINISHED and its other attempts are
+        killed.  The caller must have committed the attempt's output (by
+        rename) before calling this, and only after L{running_attempt}
+        accepted it.
+
+        @return: the attempts killed because this one won.
+        """
+        attempt = self.running_attempt(worker_id, kind, index, attempt_id)
+        task = attempt.task
+        self._end_attempt(attempt, "succeeded", now)
+        task.winner = attempt
+        task.state = FINISHED
+        task.counters = counters or {}
+        self.workers[worker_id].succeeded += 1
+        killed = task.running_attempts()
+        for other in killed:
+            self._end_attempt(other, "killed", now)
+        self._blame_failed_workers(task)
+        if task.kind == MAP and all(t.state == FINISHED for t in self.maps):
+            for reduce in self.reduces:
+                reduce.state = READY
+        if all(t.state == FINISHED for t in self.reduces):
+            self.state = JOB_FINISHED
+        return killed
+
+    def fail(self, worker_id, kind, index, attempt_id, now, error, record=None):
+        """
+        An attempt's code raised.  The task is retried, unless it has now
+        failed C{max_attempts} times: then the job fails.
+
+        @param record: the input record the map code failed on, if known; in
+            skipping mode a record named by two failures is skipped next time.
+        """
+        attempt = self.running_attempt(worker_id, kind, index, attempt_id)
+        attempt.error = error
+        self._end_attempt(attempt, "failed", now)
+        self.workers[worker_id].failed_attempts.append(attempt)
+        self._count_failure(attempt.task, error, record, now)
+
+    def check_timeouts(self, now):
+        """
+        Abandon attempts that ran longer than C{task_timeout}; each counts as
+        a failure of its task.
+
+        @return: the attempts abandoned now.
+        """
+        if self.task_timeout is None or self.over:
+            return []
+        late = [
+            a for a in self.attempts.values()
+            if a.running and now - a.started > self.task_timeout
+        ]
+        for attempt in late:
+            attempt.error = f"timed out after {self.task_timeout:g} seconds"
+            self._end_attempt(attempt, "timed-out", now)
+            self._count_failure(attempt.task, attempt.error, None, now)
+        return late
+
+    def _count_failure(self, task, error, record, now):
+        if task.state == FINISHED or self.over:
+            return
+        if record is not None and self.skip_bad_records:
+            key = repr(record)
+            seen = task.record_failures.get(key, 0) + 1
+            task.record_failures[key] = seen
+            if seen == 2:
+                # The paper's rule: a record seen failing twice is skipped by
+                # the next attempt.  That failure made progress, so it does
+                # not count towards max_attempts.
+                task.skip.append(record)
+                self.skipped_records.append((task.kind, task.index, record))
+                return
+        task.failures += 1
+        if task.failures >= self.max_attempts:
+            self.state = JOB_FAILED
+            self.failure = (task, error)
+            for attempt in self.attempts.values():
+                if attempt.running:
+                    self._end_attempt(attempt, "killed", now)
+
+    def _end_attempt(self, attempt, state, now):
+        attempt.state = state
+        attempt.finished = max(now, attempt.started)
+        worker = self.workers.get(attempt.worker)
+        if worker is not None:
+            worker.attempts.discard(attempt)
+        task = attempt.task
+        if task.state == RUNNING and not task.running_attempts():
+            task.state = READY
+
+    def _blame_failed_workers(self, task):
+        """
+        The task succeeded: each worker on which it failed earlier takes the
+        blame; one that collects C{blacklist_after} of them is blacklisted,
+        unless no other live worker would be left.
+        """
+        blamed = {a.worker for a in task.attempts if a.state == "failed"}
+        for worker_id in blamed - {task.winner.worker}:
+            worker = self.workers[worker_id]
+            strikes = sum(1 for a in worker.failed_attempts if a.task.state == FINISHED
+                          and a.task.winner.worker != worker_id)
+            others = [w for w in self.live_workers() if w is not worker and not w.blacklisted]
+            if strikes >= self.blacklist_after and others:
+                worker.blacklisted = True
+
+    def summed_counters(self):
+        """
+        Counters summed over the winning attempt of every finished task.
+        """
+        total = {}
+        for task in self.tasks():
+            for group, names in task.counters.items():
+                mine = total.setdefault(group, {})
+                for name, value in names.items():
+                    mine[name] = mine.get(name, 0) + value
+        return total

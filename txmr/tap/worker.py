@@ -1,0 +1,7 @@
+"""
+C{twistd txmr-worker}.
+"""
+
+from txmr.service import WorkerOptions as Options, make_worker_service as makeService
+
+__all__ = ["Options", "makeService"]

@@ -1,0 +1,589 @@
+"""
+Running one map or one reduce task over files.
+
+This is the data path, and all of it runs in a worker thread (or inline):
+it reads, computes and writes, and knows nothing of the network.
+
+  - The driver cuts the input into byte-range I{splits} on line boundaries
+    (L{plan_splits}); a map task reads its splits in large blocks.
+  - Map output is partitioned by a stable hash of the key's bytes
+    (L{partition}), passed through the job's combiner in memory, and written
+    per partition as length-prefixed C{marshal} chunks.  At most
+    C{buffer_records} records are held before a chunk is written.
+  - A reduce task groups its partition in a hash table while its estimated
+    size stays under C{memory} bytes; past that it spills sorted runs to disk
+    and k-way merges them, so its memory never grows with the input.  Output
+    is sorted by key.
+  - Every file is written under a temporary name owned by the attempt.  The
+    driver commits the winning attempt by renaming (L{commit_names}), so a
+    losing attempt's output is never read and never seen.
+"""
+
+import heapq
+import json
+import marshal
+import os
+import struct
+import zlib
+from itertools import groupby
+
+from txmr.job import Job, counting
+
+BLOCK_BYTES = 4 << 20
+BUFFER_RECORDS = 200_000
+DEFAULT_MEMORY = 256 << 20
+# marshal bytes to bytes of Python objects, roughly, for the memory estimate.
+OBJECT_OVERHEAD = 4
+_LENGTH = struct.Struct("<Q")
+
+
+class TaskCancelled(Exception):
+    """
+    The driver cancelled the attempt (another one won, or it timed out).
+    """
+
+
+class RecordError(Exception):
+    """
+    The job's map code raised on one input record.
+
+    @ivar record: C{[filename, block offset, line]} that names the record.
+    """
+
+    def __init__(self, record, error):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.record = record
+        self.error = error
+
+
+# -- keys ---------------------------------------------------------------------
+
+
+def _compact(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def encode_key(key):
+    """
+    The bytes of a key: UTF-8 for a string, compact JSON for the rest.
+    """
+    if type(key) is str:
+        return key.encode("utf-8", "surrogatepass")
+    return _compact(key).encode("utf-8", "surrogatepass")
+
+
+def partition(key, n):
+    """
+    The reduce task of a key: CRC-32 of its bytes, the same in every process
+    (the built-in C{hash()} is salted per process).
+    """
+    return zlib.crc32(encode_key(key)) % n
+
+
+def sort_key(key):
+    """
+    A total order over JSON keys: null, then numbers, then strings, then the
+    rest by their JSON text.
+    """
+    if type(key) is str:
+        return (2, key, "")
+    if key is None:
+        return (0, 0, "")
+    if isinstance(key, (int, float)):
+        return (1, key, "")
+    return (3, 0, _compact(key))
+
+
+def sorted_keys(keys):
+    keys = list(keys)
+    if all(type(k) is str for k in keys):
+        keys.sort()
+    else:
+        keys.sort(key=sort_key)
+    return keys
+
+
+def hashable(key):
+    """
+    Lists become tuples (a key must be hashable to be grouped).
+    """
+    if type(key) is list:
+        return tuple(hashable(k) for k in key)
+    return key
+
+
+def format_field(value):
+    """
+    An output field: a string as it is, anything else as compact JSON.
+    """
+    if type(value) is str:
+        return value
+    return _compact(value)
+
+
+# -- file names ---------------------------------------------------------------
+
+
+def map_output_name(directory, map_index, reduce_index):
+    return os.path.join(directory, f"mr-{map_index}-{reduce_index}")
+
+
+def reduce_output_name(directory, reduce_index):
+    return os.path.join(directory, f"out-{reduce_index}")
+
+
+def attempt_name(final, attempt):
+    """
+    Where an attempt writes a file before the driver commits it.
+    """
+    head, tail = os.path.split(final)
+    return os.path.join(head, f".{tail}.attempt-{attempt}.tmp")
+
+
+def commit_names(spec):
+    """
+    The C{(temporary, final)} names of every file an attempt produces.
+    """
+    attempt = spec["attempt"]
+    if spec["kind"] == "map":
+        finals = [
+            map_output_name(spec["intermediate"], spec["index"], r)
+            for r in range(spec["n_reduce"])
+        ]
+    else:
+        finals = [reduce_output_name(spec["output"], spec["index"])]
+    return [(attempt_name(final, attempt), final) for final in finals]
+
+
+def commit(spec):
+    """
+    Make an attempt's files visible under their final names, each whole.
+    """
+    for temporary, final in commit_names(spec):
+        os.replace(temporary, final)
+
+
+def discard(spec):
+    """
+    Remove whatever files an attempt left under temporary names.
+    """
+    for temporary, _ in commit_names(spec):
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+
+
+# -- input --------------------------------------------------------------------
+
+
+def list_inputs(input_dir):
+    """
+    The input files under C{input_dir}, as sorted C{(relative path, size)};
+    names starting with C{.} or C{_} are skipped, as Hadoop does.
+    """
+    found = []
+    for root, dirs, files in os.walk(input_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for name in files:
+            if name.startswith((".", "_")):
+                continue
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                found.append((os.path.relpath(path, input_dir), os.path.getsize(path)))
+    return sorted(found)
+
+
+def plan_splits(files, n_map, mode="lines"):
+    """
+    Deal the input to C{n_map} map tasks, balanced by bytes.
+
+    In C{lines} mode files are cut into byte ranges C{[name, start, end]}
+    (a reader owns the lines that start in its range), so one large file
+    feeds every task and small files are packed together.  In C{file} mode
+    whole files are dealt, the largest first, each to the lightest task.
+    """
+    tasks = [[] for _ in range(n_map)]
+    if mode == "file":
+        loads = [0] * n_map
+        for name, size in sorted(files, key=lambda f: (-f[1], f[0])):
+            i = loads.index(min(loads))
+            tasks[i].append([name, 0, size])
+            loads[i] += size
+        for splits in tasks:
+            splits.sort()
+        return tasks
+    total = sum(size for _, size in files)
+    # Task i gets the bytes [i * total / n_map, (i + 1) * total / n_map).
+    bounds = [total * i // n_map for i in range(n_map + 1)]
+    offset = 0
+    for name, size in files:
+        start, end = offset, offset + size
+        for i in range(n_map):
+            lo, hi = max(start, bounds[i]), min(end, bounds[i + 1])
+            if lo < hi:
+                tasks[i].append([name, lo - offset, hi - offset])
+        offset = end
+    return tasks
+
+
+def read_blocks(path, start, end, block_bytes=BLOCK_BYTES):
+    """
+    Yield C{(offset, data)}: whole lines, in blocks of about C{block_bytes},
+    of the lines of C{path} that start in C{[start, end)}.  The last line of
+    a file may lack its newline.
+    """
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            position = start - 1 + len(f.readline())
+        else:
+            position = 0
+        rest = b""
+        while position < end:
+            data = f.read(block_bytes)
+            if not data:
+                if rest:
+                    yield position, rest
+                return
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            block, rest = data[:cut], data[cut:]
+            if position + len(block) >= end:
+                # Keep the lines that start before `end`: up to the newline
+                # that ends the line holding byte end - 1.
+                last = block.index(b"\n", end - position - 1) + 1
+                yield position, block[:last]
+                return
+            yield position, block
+            position += len(block)
+
+
+def decode(data):
+    text = data.decode("utf-8", "surrogateescape")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+# -- chunked marshal files ----------------------------------------------------
+
+
+def write_chunk(f, obj):
+    data = marshal.dumps(obj)
+    f.write(_LENGTH.pack(len(data)))
+    f.write(data)
+    return len(data)
+
+
+def read_chunks(path):
+    """
+    Yield C{(size, object)} for each chunk of a chunked marshal file.
+    """
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(_LENGTH.size)
+            if not head:
+                return
+            if len(head) != _LENGTH.size:
+                raise ValueError(f"{path}: truncated chunk header")
+            (size,) = _LENGTH.unpack(head)
+            data = f.read(size)
+            if len(data) != size:
+                raise ValueError(f"{path}: truncated chunk")
+            yield size, marshal.loads(data)
+
+
+# -- map ----------------------------------------------------------------------
+
+
+class MapOutput:
+    """
+    The partitioned output of one map attempt.
+
+    Pairs are buffered, passed through the combiner if the job has one, and
+    written as chunks of C{(key, value)} pairs to one temporary file per
+    partition, at most C{buffer_records} records being held at any time.
+    """
+
+    def __init__(self, paths, instance, combiner, counters, buffer_records=BUFFER_RECORDS):
+        self.paths = paths
+        self.files = [None] * len(paths)
+        self.instance = instance
+        self.combiner = combiner
+        self.counters = counters
+        self.buffer_records = buffer_records
+        self.groups = {}
+        self.parts = [[] for _ in paths]
+        self.buffered = 0
+        self.records = 0
+
+    def add(self, key, value):
+        if type(key) is list:
+            key = hashable(key)
+        self.records += 1
+        self.buffered += 1
+        if self.combiner:
+            values = self.groups.get(key)
+            if values is None:
+                self.groups[key] = [value]
+            else:
+                values.append(value)
+        else:
+            self.parts[partition(key, len(self.paths))].append((key, value))
+        if self.buffered >= self.buffer_records:
+            self.flush()
+
+    def extend(self, pairs):
+        if pairs is not None:
+            add = self.add
+            for key, value in pairs:
+                add(key, value)
+
+    def _combine(self):
+        init, combine, final = Job.hooks(self.instance, "combine")
+        n = len(self.paths)
+        parts = self.parts
+        produced = 0
+
+        def place(pairs):
+            nonlocal produced
+            for key, value in pairs or ():
+                if type(key) is list:
+                    key = hashable(key)
+                parts[partition(key, n)].append((key, value))
+                produced += 1
+
+        place(init())
+        consumed = 0
+        for key, values in self.groups.items():
+            consumed += len(values)
+            place(combine(key, values))
+        place(final())
+        self.groups = {}
+        add(self.counters, "combine_input_records", consumed)
+        add(self.counters, "combine_output_records", produced)
+
+    def flush(self):
+        if self.combiner and self.groups:
+            self._combine()
+        for i, pairs in enumerate(self.parts):
+            if pairs:
+                if self.files[i] is None:
+                    self.files[i] = open(self.paths[i], "wb")
+                write_chunk(self.files[i], pairs)
+                self.parts[i] = []
+        self.buffered = 0
+
+    def close(self):
+        self.flush()
+        for i, f in enumerate(self.files):
+            if f is None:
+                f = open(self.paths[i], "wb")
+            f.close()
+        add(self.counters, "map_output_records", self.records)
+
+
+def add(counters, name, amount, group="txmr"):
+    names = counters.setdefault(group, {})
+    names[name] = names.get(name, 0) + amount
+
+
+def _check(cancel):
+    if cancel is not None and cancel.is_set():
+        raise TaskCancelled("attempt cancelled by the driver")
+
+
+def run_map(job, spec, cancel=None):
+    """
+    Run one map attempt described by C{spec}; return its counters.
+    """
+    counters = {}
+    instance = job.instance()
+    init, function, final = Job.hooks(instance, "map")
+    paths = [temporary for temporary, _ in commit_names(spec)]
+    out = MapOutput(paths, instance, job.has_combiner, counters,
+                    spec.get("buffer_records", BUFFER_RECORDS))
+    skip = {tuple(r) for r in spec.get("skip", ())}
+    records = size = skipped = 0
+    with counting(counters):
+        out.extend(init())
+        for name, start, end in spec["splits"]:
+            path = os.path.join(spec["input"], name)
+            if job.input_mode == "file":
+                _check(cancel)
+                if (name,) in skip:
+                    skipped += 1
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+                records += 1
+                size += len(data)
+                try:
+                    pairs = function(name, decode(data))
+                    out.extend(pairs)
+                except Exception as e:
+                    raise RecordError([name], e) from e
+                continue
+            for offset, data in read_blocks(path, start, end, spec.get("block_bytes", BLOCK_BYTES)):
+                _check(cancel)
+                size += len(data)
+                lines = decode(data).split("\n")
+                if lines[-1] == "":
+                    lines.pop()
+                records += len(lines)
+                if skip:
+                    keep = [(i, line) for i, line in enumerate(lines)
+                            if (name, offset, i) not in skip]
+                    skipped += len(lines) - len(keep)
+                else:
+                    keep = enumerate(lines)
+                i = -1
+                try:
+                    for i, line in keep:
+                        pairs = function(name, line)
+                        if pairs is not None:
+                            out.extend(pairs)
+                except Exception as e:
+                    raise RecordError([name, offset, i], e) from e
+        out.extend(final())
+        out.close()
+    add(counters, "map_input_records", records)
+    add(counters, "map_input_bytes", size)
+    if skipped:
+        add(counters, "skipped_records", skipped)
+    return counters
+
+
+# -- reduce -------------------------------------------------------------------
+
+
+class Grouper:
+    """
+    Groups C{(key, value)} pairs by key within a memory budget, spilling
+    sorted runs of C{(key, values)} to disk past it.
+    """
+
+    def __init__(self, spill_prefix, memory, counters):
+        self.spill_prefix = spill_prefix
+        self.memory = memory
+        self.counters = counters
+        self.groups = {}
+        self.used = 0
+        self.runs = []
+
+    def add_chunk(self, size, pairs):
+        groups = self.groups
+        for key, value in pairs:
+            values = groups.get(key)
+            if values is None:
+                groups[key] = [value]
+            else:
+                values.append(value)
+        self.used += size * OBJECT_OVERHEAD
+        if self.used > self.memory:
+            self.spill()
+
+    def spill(self):
+        path = f"{self.spill_prefix}.spill-{len(self.runs)}"
+        groups = self.groups
+        ordered = sorted_keys(groups)
+        with open(path, "wb") as f:
+            for i in range(0, len(ordered), 10_000):
+                write_chunk(f, [(k, groups[k]) for k in ordered[i:i + 10_000]])
+        add(self.counters, "spilled_records", sum(len(v) for v in groups.values()))
+        self.runs.append(path)
+        self.groups = {}
+        self.used = 0
+
+    def _run(self, path):
+        for _, chunk in read_chunks(path):
+            yield from chunk
+
+    def sorted_groups(self):
+        """
+        Yield C{(key, values)} in key order, merging the spilled runs.
+        """
+        groups = self.groups
+        in_memory = ((k, groups[k]) for k in sorted_keys(groups))
+        if not self.runs:
+            yield from in_memory
+            return
+        merged = heapq.merge(in_memory, *(self._run(p) for p in self.runs),
+                             key=lambda kv: sort_key(kv[0]))
+        for key, runs in groupby(merged, key=lambda kv: kv[0]):
+            values = []
+            for _, part in runs:
+                values.extend(part)
+            yield key, values
+
+    def remove_runs(self):
+        for path in self.runs:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def run_reduce(job, spec, cancel=None):
+    """
+    Run one reduce attempt described by C{spec}; return its counters.
+    """
+    counters = {}
+    ((temporary, _),) = commit_names(spec)
+    index = spec["index"]
+    spill_prefix = os.path.join(spec["intermediate"], os.path.basename(temporary))
+    grouper = Grouper(spill_prefix, spec.get("memory") or DEFAULT_MEMORY, counters)
+    records = groups = written = 0
+    instance = job.instance()
+    init, function, final = Job.hooks(instance, "reduce")
+    try:
+        for m in range(spec["n_map"]):
+            for size, pairs in read_chunks(map_output_name(spec["intermediate"], m, index)):
+                _check(cancel)
+                records += len(pairs)
+                grouper.add_chunk(size, pairs)
+        with counting(counters), open(temporary, "w", encoding="utf-8",
+                                      errors="surrogateescape") as out:
+            lines = []
+
+            def emit(pairs):
+                nonlocal written
+                for key, value in pairs or ():
+                    lines.append(f"{format_field(key)}\t{format_field(value)}\n")
+                    written += 1
+                if len(lines) >= 10_000:
+                    out.writelines(lines)
+                    lines.clear()
+
+            emit(init())
+            for key, values in grouper.sorted_groups():
+                groups += 1
+                if groups % 10_000 == 0:
+                    _check(cancel)
+                emit(function(key, values))
+            emit(final())
+            out.writelines(lines)
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        grouper.remove_runs()
+    add(counters, "reduce_input_records", records)
+    add(counters, "reduce_input_groups", groups)
+    add(counters, "reduce_output_records", written)
+    return counters
+
+
+def run_task(job, spec, cancel=None):
+    """
+    Run the attempt C{spec} describes, map or reduce; return its counters.
+    """
+    runner = run_map if spec["kind"] == "map" else run_reduce
+    try:
+        return runner(job, spec, cancel)
+    except BaseException:
+        discard(spec)
+        raise

@@ -1,0 +1,286 @@
+"""
+The worker: an AMP client that asks its driver for tasks and runs them.
+
+Task code runs in a thread (C{deferToThread}), so the reactor keeps
+answering the driver's pings however long a task computes.  The connection
+is kept by a C{ClientService}, which reconnects with back-off; a connection
+from which nothing arrives for several heartbeat periods is dropped (the
+driver pings every period), and a worker that cannot reach its driver for
+C{give_up} seconds exits.
+"""
+
+import os
+import re
+import socket
+import threading
+import traceback
+
+from twisted.application import service
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import defer, endpoints, error, task as ttask, threads
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols import amp, policies
+
+from txmr import protocol, tasks
+from txmr.job import load_job
+
+log = Logger()
+
+# Nothing from the driver for this many heartbeat periods: drop the
+# connection and reconnect.
+SILENCE_PERIODS = 10
+
+
+def client_endpoint_string(address):
+    """
+    The Twisted client endpoint string for a driver address given as
+    C{http://HOST:PORT} (the seed's form), C{HOST:PORT}, or an endpoint string.
+    """
+    address = address.strip()
+    match = re.match(r"^(?:https?://)?(\[[^\]]+\]|[^:/\[\]=]+):(\d+)/?$", address)
+    if match:
+        host, port = match.groups()
+        host = host.strip("[]").replace(":", "\\:")
+        return f"tcp:host={host}:port={port}"
+    if re.match(r"^\d+$", address):
+        return f"tcp:host=127.0.0.1:port={address}"
+    return address
+
+
+class WorkerProtocol(amp.AMP, policies.TimeoutMixin):
+    """
+    The worker's end of a connection: it answers the driver's commands.
+    """
+
+    def __init__(self, worker):
+        super().__init__()
+        self.worker = worker
+
+    def connectionMade(self):
+        super().connectionMade()
+        self.worker.connected()
+
+    def dataReceived(self, data):
+        self.resetTimeout()
+        super().dataReceived(data)
+
+    def timeoutConnection(self):
+        log.warn("the driver has been silent too long; reconnecting")
+        self.transport.abortConnection()
+
+    @protocol.Ping.responder
+    def ping(self):
+        return {}
+
+    @protocol.Cancel.responder
+    def cancel(self, attempt):
+        self.worker.cancel(attempt)
+        return {}
+
+    @protocol.JobOver.responder
+    def job_over(self, ok, message):
+        self.worker.job_over(ok, message)
+        return {}
+
+    def connectionLost(self, reason):
+        self.setTimeout(None)
+        super().connectionLost(reason)
+        self.worker.disconnected()
+
+
+class Worker(service.Service):
+    """
+    Asks one driver for tasks and runs them one at a time.
+
+    @param on_exit: called with an exit code and a message when the worker
+        is done: the job is over, or the driver stayed out of reach.
+    """
+
+    def __init__(self, address, reactor=None, give_up=60.0, on_exit=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.address = client_endpoint_string(address)
+        self.give_up = give_up
+        self.on_exit = on_exit
+        self.jobs = {}
+        self.current = None
+        self.finished = False
+        self.protocol = None
+        self.unreachable_since = None
+        self.done = defer.Deferred()
+        self.watchdog = ttask.LoopingCall(self._check_reachable)
+        self.watchdog.clock = reactor
+
+    def startService(self):
+        super().startService()
+        endpoint = endpoints.clientFromString(self.reactor, self.address)
+        factory = Factory.forProtocol(lambda: WorkerProtocol(self))
+        self.client = ClientService(
+            endpoint, factory, retryPolicy=backoffPolicy(initialDelay=0.2, maxDelay=5.0),
+            clock=self.reactor,
+        )
+        self.client.startService()
+        self.unreachable_since = self.reactor.seconds()
+        if self.give_up:
+            self.watchdog.start(1.0, now=False)
+        self._loop()
+
+    def stopService(self):
+        super().stopService()
+        if self.watchdog.running:
+            self.watchdog.stop()
+        self._cancel_current()
+        return self.client.stopService()
+
+    @property
+    def busy(self):
+        return self.current is not None
+
+    # -- connection ----------------------------------------------------------
+
+    def connected(self):
+        self.unreachable_since = None
+
+    def disconnected(self):
+        self.protocol = None
+        if self.unreachable_since is None:
+            self.unreachable_since = self.reactor.seconds()
+        # The driver gives the attempt to another worker: stop computing it.
+        self._cancel_current()
+
+    def _check_reachable(self):
+        since = self.unreachable_since
+        if since is not None and self.reactor.seconds() - since > self.give_up:
+            self._exit(1, f"cannot reach the driver at {self.address} for {self.give_up:g}s")
+
+    @defer.inlineCallbacks
+    def _loop(self):
+        while self.running and not self.finished:
+            try:
+                proto = yield self.client.whenConnected()
+            except defer.CancelledError:
+                return
+            try:
+                yield self._session(proto)
+            except (error.ConnectionClosed, defer.TimeoutError, amp.ProtocolSwitched) as e:
+                log.info("connection to the driver ended ({why}); reconnecting",
+                         why=type(e).__name__)
+            except Exception:
+                log.failure("unexpected error talking to the driver; reconnecting")
+                proto.transport.abortConnection()
+                yield ttask.deferLater(self.reactor, 1.0, lambda: None)
+
+    def _call(self, proto, command, timeout, **kwargs):
+        d = proto.callRemote(command, **kwargs)
+        d.addTimeout(timeout, self.reactor)
+        return d
+
+    @defer.inlineCallbacks
+    def _session(self, proto):
+        hello = yield self._call(proto, protocol.Hello, 30, version=protocol.PROTOCOL_VERSION,
+                                 host=socket.gethostname(), pid=os.getpid())
+        self.protocol = proto
+        heartbeat = hello["heartbeat"]
+        proto.setTimeout(max(heartbeat * SILENCE_PERIODS, 5.0))
+        log.info("joined the driver at {address} as worker {worker} (job {job})",
+                 address=self.address, worker=hello["worker"], job=hello["job"])
+        while not self.finished:
+            # The driver holds the question up to its poll time; it pings
+            # meanwhile, so a generous timeout loses nothing.
+            answer = yield self._call(proto, protocol.GetTask, 300)
+            action = answer["action"]
+            if action == "done":
+                self.job_over(bool((answer["task"] or {}).get("ok")), "the driver says the job is over")
+                return
+            if action == "wait":
+                if answer["retry"] > 0:
+                    yield ttask.deferLater(self.reactor, answer["retry"], lambda: None)
+                continue
+            yield self._attempt(proto, answer["task"])
+
+    @defer.inlineCallbacks
+    def _attempt(self, proto, spec):
+        cancel = threading.Event()
+        self.current = (spec["attempt"], cancel)
+        try:
+            outcome = yield threads.deferToThread(self._execute, spec, cancel)
+        finally:
+            self.current = None
+        where = dict(kind=spec["kind"], index=spec["index"], attempt=spec["attempt"])
+        if outcome[0] == "cancelled":
+            log.info("{kind} task {index} attempt {attempt} cancelled", **where)
+            return
+        try:
+            if outcome[0] == "ok":
+                yield self._call(proto, protocol.TaskDone, 60, counters=outcome[1], **where)
+            else:
+                _, message, trace, record = outcome
+                log.warn("{kind} task {index} attempt {attempt} failed: {message}",
+                         message=message, **where)
+                yield self._call(proto, protocol.TaskFailed, 60, error=message,
+                                 traceback=trace, record=record, **where)
+        except (protocol.StaleReport, protocol.UnknownTask, protocol.UnknownWorker) as e:
+            log.info("the driver refused the report of {kind} task {index} attempt {attempt}: "
+                     "{why}", why=e, **where)
+
+    def _execute(self, spec, cancel):
+        """
+        Run an attempt; in a worker thread.  Returns C{("ok", counters)},
+        C{("cancelled",)} or C{("failed", message, traceback, record)}.
+        """
+        try:
+            job = self.jobs.get(spec["job"])
+            if job is None:
+                job = self.jobs[spec["job"]] = load_job(spec["job"])
+            return ("ok", tasks.run_task(job, spec, cancel))
+        except tasks.TaskCancelled:
+            return ("cancelled",)
+        except tasks.RecordError as e:
+            cause = e.error
+            return ("failed", _one_line(cause), _format(cause), e.record)
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return ("failed", _one_line(e), traceback.format_exc(), None)
+
+    def _cancel_current(self):
+        if self.current is not None:
+            self.current[1].set()
+
+    def cancel(self, attempt):
+        if self.current is not None and self.current[0] == attempt:
+            log.info("the driver cancelled attempt {attempt}", attempt=attempt)
+            self.current[1].set()
+
+    def job_over(self, ok, message):
+        if self.finished:
+            return
+        self.finished = True
+        log.info("job over ({how}): {message}; exiting", how="ok" if ok else "failed",
+                 message=message)
+        self._cancel_current()
+        self.reactor.callLater(0, self._exit, 0, message)
+
+    def _exit(self, code, message):
+        if not self.done.called:
+            self.finished = True
+            if code:
+                log.error("{message}", message=message)
+            self.done.callback(code)
+            if self.on_exit is not None:
+                self.on_exit(code, message)
+
+
+def _one_line(e):
+    text = f"{type(e).__name__}: {e}".splitlines()
+    return (text[0] if text else type(e).__name__)[:2000]
+
+
+def _format(e):
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+
+
+def makeService(address, reactor=None, give_up=60.0, on_exit=None):
+    return Worker(address, reactor, give_up, on_exit)
