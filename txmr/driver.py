@@ -329,24 +329,7 @@ class Driver(service.Service):
                 d.callback(answer)
 
     def spec(self, attempt):
-        """
-        What a worker needs to run an attempt.
-        """
-        task = attempt.task
-        config = self.config
-        spec = {
-            "kind": task.kind,
-            "index": task.index,
-            "attempt": attempt.id,
-            "job": self.job.name,
-            "intermediate": config.intermediate,
-        }
-        if task.kind == MAP:
-            spec.update(input=config.input, splits=task.inputs, n_reduce=len(self.scheduler.reduces),
-                        skip=list(task.skip))
-        else:
-            spec.update(output=config.output, n_map=len(self.scheduler.maps), memory=config.memory)
-        return spec
+        return task_spec(self.config, self.job.name, self.scheduler, attempt)
 
     # -- reports -------------------------------------------------------------
 
@@ -518,6 +501,26 @@ class Driver(service.Service):
             self.done.callback(code)
             if self.on_exit is not None:
                 self.on_exit(code, message)
+
+
+def task_spec(config, job_name, scheduler, attempt):
+    """
+    What a worker needs to run an attempt: a small JSON document.
+    """
+    task = attempt.task
+    spec = {
+        "kind": task.kind,
+        "index": task.index,
+        "attempt": attempt.id,
+        "job": job_name,
+        "intermediate": config.intermediate,
+    }
+    if task.kind == MAP:
+        spec.update(input=config.input, splits=task.inputs, n_reduce=len(scheduler.reduces),
+                    skip=list(task.skip))
+    else:
+        spec.update(output=config.output, n_map=len(scheduler.maps), memory=config.memory)
+    return spec
 
 
 def address_of(host):

@@ -1,0 +1,206 @@
+"""
+The data path: splits, partitioning, map output, reduce with and without
+spills, run in this process.
+"""
+
+import collections
+import os
+import random
+import zlib
+
+from twisted.trial import unittest
+
+from txmr import tasks
+from txmr.driver import DriverConfig
+from txmr.inline import run_inline
+from txmr.job import load_job
+
+from tests.oracle import read_output, reference
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JOBS = os.path.join(HERE, "jobs")
+
+
+def random_text(rng, lines):
+    words = ["alpha", "Beta", "gamma,", "δέλτα", "x", "", "  ", "7", "end."]
+    return "".join(" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) + "\n"
+                   for _ in range(lines))
+
+
+class SplitTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+
+    def write(self, name, data):
+        with open(os.path.join(self.dir, name), "wb") as f:
+            f.write(data)
+
+    def read_all(self, plan, block_bytes):
+        got = collections.Counter()
+        for splits in plan:
+            for name, start, end in splits:
+                for _, data in tasks.read_blocks(os.path.join(self.dir, name), start, end,
+                                                 block_bytes):
+                    got[name] += 0
+                    for line in data.split(b"\n"):
+                        got[(name, line)] += 1
+        return got
+
+    def test_every_line_read_once(self):
+        """
+        However the files are cut and however small the blocks, each line is
+        read by exactly one split.
+        """
+        rng = random.Random(3)
+        self.write("a.txt", random_text(rng, 500).encode())
+        self.write("b.txt", b"no newline at the end")
+        self.write("c.txt", b"")
+        self.write("d.txt", b"\n\n\nlast")
+        self.write(".hidden", b"never read")
+        files = tasks.list_inputs(self.dir)
+        self.assertEqual([f[0] for f in files], ["a.txt", "b.txt", "c.txt", "d.txt"])
+        expected = collections.Counter()
+        for name, _ in files:
+            with open(os.path.join(self.dir, name), "rb") as f:
+                data = f.read()
+            if data:
+                for line in data.split(b"\n"):
+                    expected[(name, line)] += 1
+        for n_map in (1, 2, 3, 7, 64):
+            for block in (1, 5, 100, 1 << 20):
+                plan = tasks.plan_splits(files, n_map)
+                self.assertEqual(len(plan), n_map)
+                got = self.read_all(plan, block)
+                got = collections.Counter({k: v for k, v in got.items() if isinstance(k, tuple)})
+                # A block ends at a newline, so splitting it leaves one extra
+                # empty piece per block; compare non-empty lines exactly.
+                self.assertEqual(
+                    {k: v for k, v in got.items() if k[1]},
+                    {k: v for k, v in expected.items() if k[1]},
+                    f"n_map={n_map} block={block}",
+                )
+
+    def test_balanced_bytes(self):
+        files = [("big", 1000), ("s1", 10), ("s2", 10)]
+        plan = tasks.plan_splits(files, 4)
+        loads = [sum(end - start for _, start, end in splits) for splits in plan]
+        self.assertEqual(sum(loads), 1020)
+        self.assertLessEqual(max(loads) - min(loads), 1)
+
+    def test_file_mode_keeps_files_whole(self):
+        files = [("a", 100), ("b", 50), ("c", 40), ("d", 10)]
+        plan = tasks.plan_splits(files, 2, "file")
+        self.assertEqual(sorted(s for splits in plan for s in splits),
+                         [["a", 0, 100], ["b", 0, 50], ["c", 0, 40], ["d", 0, 10]])
+        loads = sorted(sum(e for _, _, e in splits) for splits in plan)
+        self.assertEqual(loads, [100, 100])
+
+
+class KeyTests(unittest.TestCase):
+    def test_partition_is_stable(self):
+        """
+        CRC-32 of the UTF-8 bytes: the same in every process, every run.
+        """
+        self.assertEqual(tasks.partition("hello", 7), zlib.crc32(b"hello") % 7)
+        self.assertEqual(tasks.partition("hello", 7), 907060870 % 7)
+        self.assertEqual(tasks.partition([1, "a"], 5), tasks.partition((1, "a"), 5))
+
+    def test_sort_order_mixed_keys(self):
+        keys = ["b", 3, None, "a", 1.5, [1, 2], True]
+        self.assertEqual(tasks.sorted_keys(keys), [None, True, 1.5, 3, "a", "b", [1, 2]])
+
+    def test_format(self):
+        self.assertEqual(tasks.format_field("a b"), "a b")
+        self.assertEqual(tasks.format_field([1, "x"]), '[1,"x"]')
+        self.assertEqual(tasks.format_field({"k": None}), '{"k":null}')
+
+
+class JobRunTests(unittest.TestCase):
+    """
+    Whole jobs run inline, compared with an independent one-process oracle.
+    """
+
+    def run_job(self, job, input_dir, maps=3, reduces=2, **kwargs):
+        base = self.mktemp()
+        config = DriverConfig(input=input_dir, intermediate=os.path.join(base, "mid"),
+                              output=os.path.join(base, "out"), mappers=maps,
+                              reducers=reduces, job=job, **kwargs)
+        counters = run_inline(config)
+        return read_output(config.output, reduces), counters
+
+    def corpus(self, lines=2000, files=3):
+        d = self.mktemp()
+        os.makedirs(d)
+        rng = random.Random(11)
+        for i in range(files):
+            with open(os.path.join(d, f"part-{i}.txt"), "w", encoding="utf-8") as f:
+                f.write(random_text(rng, lines))
+        return d
+
+    def test_wordcount_matches_counter(self):
+        d = self.corpus()
+        out, counters = self.run_job("txmr.examples.wordcount", d)
+        expected = collections.Counter()
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), encoding="utf-8") as f:
+                for line in f:
+                    expected.update(line.lower().split())
+        self.assertEqual(out, {w: str(c) for w, c in expected.items()})
+        self.assertEqual(counters["txmr"]["reduce_output_records"], len(expected))
+        self.assertEqual(counters["txmr"]["map_input_records"], 6000)
+
+    def test_output_sorted_and_partitioned(self):
+        d = self.corpus()
+        base = self.mktemp()
+        config = DriverConfig(input=d, intermediate=base + "/m", output=base + "/o",
+                              mappers=2, reducers=3)
+        run_inline(config)
+        self.assertEqual(sorted(os.listdir(config.output)), ["out-0", "out-1", "out-2"])
+        for r in range(3):
+            with open(os.path.join(config.output, f"out-{r}"), encoding="utf-8") as f:
+                keys = [line.split("\t")[0] for line in f]
+            self.assertEqual(keys, sorted(keys))
+            self.assertTrue(all(tasks.partition(k, 3) == r for k in keys))
+
+    def test_spills_give_the_same_output(self):
+        """
+        A reduce task over its memory budget spills sorted runs and merges
+        them: same output, and the spilled records are counted.
+        """
+        d = self.corpus(lines=3000)
+        job = os.path.join(JOBS, "pairs.py")
+        plain, counters = self.run_job(job, d)
+        self.assertNotIn("spilled_records", counters["txmr"])
+        spilled, counters = self.run_job(job, d, memory=20_000)
+        self.assertGreater(counters["txmr"]["spilled_records"], 0)
+        self.assertEqual(plain, spilled)
+        self.assertEqual(plain, reference(job, d))
+
+    def test_combiner_and_user_counters(self):
+        d = self.corpus()
+        job = os.path.join(JOBS, "combined.py")
+        out, counters = self.run_job(job, d)
+        self.assertEqual(out, reference(job, d))
+        self.assertGreater(counters["txmr"]["combine_input_records"],
+                           counters["txmr"]["combine_output_records"])
+        self.assertEqual(counters["words"]["lines"], 6000)
+
+    def test_file_mode_and_json_values(self):
+        d = self.corpus(lines=50, files=5)
+        job = os.path.join(JOBS, "files.py")
+        out, _ = self.run_job(job, d)
+        self.assertEqual(out, reference(job, d))
+        self.assertEqual(len(out), 5)
+
+    def test_map_error_names_record(self):
+        d = self.corpus(lines=10, files=1)
+        job = load_job(os.path.join(JOBS, "raises.py"))
+        spec = {"kind": "map", "index": 0, "attempt": 1, "job": job.name,
+                "intermediate": self.mktemp(), "input": d,
+                "splits": [["part-0.txt", 0, 10 ** 6]], "n_reduce": 1, "skip": []}
+        os.makedirs(spec["intermediate"])
+        e = self.assertRaises(tasks.RecordError, tasks.run_task, job, spec)
+        self.assertEqual(e.record, ["part-0.txt", 0, 0])
+        self.assertIsInstance(e.error, ValueError)
+        self.assertEqual(os.listdir(spec["intermediate"]), [], "partial output removed")
