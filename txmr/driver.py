@@ -147,7 +147,7 @@ class DriverProtocol(amp.AMP):
         return {
             "worker": self.worker,
             "job": self.driver.job.name,
-            "heartbeat": self.driver.config.heartbeat,
+            "heartbeat": float(self.driver.config.heartbeat),
         }
 
     @protocol.GetTask.responder
