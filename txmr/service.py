@@ -48,11 +48,23 @@ def exit_process(reactor, code, message, now=False):
         reactor.callLater(0, reactor.stop)
 
 
-def _seed_short_options(argv, aliases):
+_SEED_ALIASES = {
+    "-ip": "--input", "--i_path": "--input", "--i-path": "--input",
+    "-mp": "--intermediate", "--m_path": "--intermediate", "--m-path": "--intermediate",
+    "-op": "--output", "--o_path": "--output", "--o-path": "--output",
+}
+
+
+def _seed_aliases(argv):
     """
-    The seed took multi-letter short options (C{-ip DIR}); getopt does not.
+    The seed's option names (C{--i_path DIR}, C{-ip DIR}) as ours; getopt
+    knows no multi-letter short options.
     """
-    return [aliases.get(arg, arg) for arg in argv]
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        out.append(_SEED_ALIASES.get(name, name) + eq + value if name in _SEED_ALIASES else arg)
+    return out
 
 
 def _positive_float(text):
@@ -98,23 +110,10 @@ class DriverOptions(usage.Options):
         ["skip-bad-records", None, "Skip input records on which map attempts keep failing."],
     ]
 
-    def opt_i_path(self, value):
-        """Alias of --input (the seed's name)."""
-        self["input"] = value
-
-    def opt_m_path(self, value):
-        """Alias of --intermediate (the seed's name)."""
-        self["intermediate"] = value
-
-    def opt_o_path(self, value):
-        """Alias of --output (the seed's name)."""
-        self["output"] = value
-
     def parseOptions(self, options=None):
         if options is None:
             options = sys.argv[1:]
-        aliases = {"-ip": "--i_path", "-mp": "--m_path", "-op": "--o_path"}
-        return super().parseOptions(_seed_short_options(options, aliases))
+        return super().parseOptions(_seed_aliases(options))
 
     def config(self):
         listen = self["listen"] or f"tcp:{self['port']}:interface=127.0.0.1"

@@ -1,0 +1,156 @@
+"""
+Real driver and worker processes, started through twistd, for tests.
+
+Every process is started by L{Cluster} and killed by its cleanup, so a
+failing test leaves nothing running.  A monitor thread records, at the
+moment each process exits, whether the output was already complete: no
+process may exit before the job's output is whole.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JOBS = os.path.join(HERE, "jobs")
+BIN = os.path.dirname(sys.executable)
+
+
+def twistd():
+    path = os.path.join(BIN, "twistd")
+    return [path] if os.path.exists(path) else [sys.executable, "-m", "twisted.scripts.twistd"]
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Cluster:
+    """
+    One job: a driver and any number of workers, as processes.
+
+    @ivar exits: C{(name, returncode, output complete)} for every process
+        that exited by itself, in order.
+    """
+
+    def __init__(self, testcase, job="txmr.examples.wordcount", maps=2, reduces=2,
+                 input_dir=None, heartbeat=0.5, heartbeat_timeout=3.0):
+        self.testcase = testcase
+        self.base = os.path.abspath(testcase.mktemp())
+        os.makedirs(self.base)
+        self.input = input_dir or os.path.join(self.base, "in")
+        self.intermediate = os.path.join(self.base, "mid")
+        self.output = os.path.join(self.base, "out")
+        self.scratch = os.path.join(self.base, "scratch")
+        os.makedirs(self.scratch)
+        self.job = job if "/" not in job else os.path.join(os.path.dirname(JOBS), job)
+        self.maps = maps
+        self.reduces = reduces
+        self.heartbeat = heartbeat
+        self.heartbeat_timeout = heartbeat_timeout
+        self.processes = {}
+        self.killed = set()
+        self.exits = []
+        self.env = dict(os.environ, TXMR_TEST_DIR=self.scratch, PYTHONUNBUFFERED="1")
+        self._stop = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, daemon=True)
+        self._monitor.start()
+        testcase.addCleanup(self.cleanup)
+
+    # -- processes -----------------------------------------------------------
+
+    def _spawn(self, name, args):
+        log = open(os.path.join(self.base, name + ".log"), "wb")
+        process = subprocess.Popen(
+            twistd() + ["--pidfile=", "-n"] + args, cwd=self.base, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def driver_args(self, *extra, listen=True):
+        args = ["txmr-driver", "--input", self.input, "--intermediate", self.intermediate,
+                "--output", self.output, "--mappers", str(self.maps),
+                "--reducers", str(self.reduces), "--job", self.job,
+                "--heartbeat", str(self.heartbeat),
+                "--heartbeat-timeout", str(self.heartbeat_timeout)]
+        if listen:
+            args += ["--listen", "tcp:0:interface=127.0.0.1",
+                     "--port-file", os.path.join(self.base, "address")]
+        return args + list(extra)
+
+    def start_driver(self, *extra):
+        process = self._spawn("driver", self.driver_args(*extra))
+        path = os.path.join(self.base, "address")
+        wait_for(lambda: os.path.exists(path) or process.poll() is not None, 60,
+                 "the driver to listen")
+        if process.poll() is not None:
+            raise AssertionError(f"driver exited {process.returncode}:\n{self.log('driver')}")
+        with open(path) as f:
+            self.address = f.read().strip()
+        return process
+
+    def start_worker(self, name=None, address=None, *extra):
+        name = name or f"worker-{len(self.processes)}"
+        return self._spawn(name, ["txmr-worker", "--driver", address or self.address,
+                                  "--give-up", "30", *extra])
+
+    def kill(self, name, sig=signal.SIGKILL):
+        self.killed.add(name)
+        self.processes[name].send_signal(sig)
+
+    def wait(self, name="driver", timeout=180):
+        process = self.processes[name]
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{name} still running after {timeout}s:\n{self.log(name)}")
+
+    def log(self, name="driver"):
+        with open(os.path.join(self.base, name + ".log"), encoding="utf-8",
+                  errors="replace") as f:
+            return f.read()
+
+    def scratch_files(self, prefix=""):
+        return sorted(n for n in os.listdir(self.scratch) if n.startswith(prefix))
+
+    # -- output --------------------------------------------------------------
+
+    def output_complete(self):
+        names = [f"out-{r}" for r in range(self.reduces)]
+        try:
+            return sorted(n for n in os.listdir(self.output) if n.startswith("out-")) == names
+        except FileNotFoundError:
+            return False
+
+    def _watch(self):
+        seen = set()
+        while not self._stop.is_set():
+            for name, process in list(self.processes.items()):
+                if name not in seen and process.poll() is not None:
+                    seen.add(name)
+                    if name not in self.killed:
+                        self.exits.append((name, process.returncode, self.output_complete()))
+            time.sleep(0.02)
+
+    def cleanup(self):
+        self._stop.set()
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    process.send_signal(signal.SIGCONT)
+                    process.kill()
+                except ProcessLookupError:
+                    pass
+                process.wait()
+        self._monitor.join()

@@ -1,0 +1,186 @@
+"""
+Whole jobs with a real driver and real worker processes, through twistd:
+the seed's command lines, workers killed and frozen, and bad input.
+"""
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+
+from twisted.trial import unittest
+
+from tests.cluster import JOBS, Cluster, twistd, wait_for
+from tests.oracle import read_output, reference
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", "input")
+
+
+def write_corpus(directory, files=6, lines=400):
+    os.makedirs(directory, exist_ok=True)
+    words = "the quick brown Fox jumps over THE lazy dog, again and again".split()
+    for i in range(files):
+        with open(os.path.join(directory, f"in-{i}.txt"), "w") as f:
+            for n in range(lines):
+                f.write(" ".join(words[(n * 7 + i + k) % len(words)] for k in range(n % 9)) + "\n")
+
+
+def counted(directory):
+    counts = collections.Counter()
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name)) as f:
+            for line in f:
+                counts.update(line.lower().split())
+    return {w: str(c) for w, c in counts.items()}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WholeJobTests(unittest.TestCase):
+    def test_wordcount_two_workers(self):
+        cluster = Cluster(self, maps=4, reduces=2, input_dir=EXAMPLES)
+        cluster.start_driver()
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(EXAMPLES))
+        self.assertEqual(cluster.wait("w1", 30), 0)
+        self.assertEqual(cluster.wait("w2", 30), 0)
+        self.assertTrue(all(complete for _, _, complete in cluster.exits), cluster.exits)
+        self.assertIn("txmr.reduce_output_records", cluster.log())
+
+    def test_seed_command_lines(self):
+        """
+        The seed's flags, with twistd in place of python run_driver.py and
+        run_worker.py, and its worker address form.
+        """
+        cluster = Cluster(self)
+        write_corpus(cluster.input)
+        port = free_port()
+        driver = cluster._spawn("driver", [
+            "txmr-driver", "--mappers", "4", "--reducers", "2", "--port", str(port),
+            "-ip", cluster.input, "-mp", cluster.intermediate, "--o_path", cluster.output,
+        ])
+        cluster.start_worker("w1", f"http://localhost:{port}")
+        cluster.start_worker("w2", f"localhost:{port}")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(driver.returncode, 0)
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+        self.assertEqual(sorted(os.listdir(cluster.intermediate)),
+                         sorted(f"mr-{m}-{r}" for m in range(4) for r in range(2)))
+
+    def test_worker_started_before_driver(self):
+        cluster = Cluster(self)
+        write_corpus(cluster.input, files=2)
+        port = free_port()
+        cluster.start_worker("early", f"127.0.0.1:{port}")
+        cluster._spawn("driver", cluster.driver_args("--port", str(port), listen=False))
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(cluster.wait("early", 30), 0)
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+
+    def test_worker_killed_mid_task(self):
+        cluster = Cluster(self, job="jobs/slow.py", maps=4)
+        write_corpus(cluster.input)
+        cluster.env["TXMR_SLOW_SECONDS"] = "2"
+        cluster.start_driver()
+        victim = cluster.start_worker("victim")
+        marker = f"running-map-{victim.pid}"
+        wait_for(lambda: marker in cluster.scratch_files(), 60, "a map task on the victim")
+        cluster.kill("victim")
+        cluster.start_worker("survivor")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+        self.assertIn("worker w1 lost", cluster.log())
+
+    def test_worker_frozen_mid_task(self):
+        """
+        A worker stopped with SIGSTOP answers no heartbeat: the driver gives
+        its task to another worker, and the job still ends right.
+        """
+        cluster = Cluster(self, job="jobs/slow.py", maps=3)
+        write_corpus(cluster.input)
+        cluster.env["TXMR_SLOW_SECONDS"] = "2"
+        cluster.start_driver()
+        frozen = cluster.start_worker("frozen")
+        wait_for(lambda: f"running-map-{frozen.pid}" in cluster.scratch_files(), 60,
+                 "a map task on the worker to freeze")
+        cluster.kill("frozen", signal.SIGSTOP)
+        cluster.start_worker("thawed")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertIn("silent for more than", cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+        # Thawed after the job ended, the worker finds no driver and leaves.
+        frozen.send_signal(signal.SIGCONT)
+
+
+class BadInputTests(unittest.TestCase):
+    """
+    Bad input gets a one-line error and a non-zero exit, before anything runs.
+    """
+
+    def start_driver(self, *args):
+        base = self.mktemp()
+        os.makedirs(base)
+        result = subprocess.run(
+            twistd() + ["--pidfile=", "-n", "txmr-driver", "--intermediate",
+                        os.path.join(base, "m"), "--output", os.path.join(base, "o"),
+                        "--listen", "tcp:0:interface=127.0.0.1"] + list(args),
+            cwd=base, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+        return result
+
+    def assertOneLineError(self, result, *fragments):
+        self.assertNotEqual(result.returncode, 0)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, result.stderr)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+
+    def test_missing_input_directory(self):
+        result = self.start_driver("--input", "/nonexistent/txmr-input")
+        self.assertOneLineError(result, "input directory", "does not exist")
+
+    def test_broken_job_module(self):
+        result = self.start_driver("--input", EXAMPLES, "--job", os.path.join(JOBS, "broken.py"))
+        self.assertOneLineError(result, "broken.py", "this job module is broken")
+
+    def test_unknown_job_module(self):
+        result = self.start_driver("--input", EXAMPLES, "--job", "no_such_module_at_all")
+        self.assertOneLineError(result, "no_such_module_at_all", "ModuleNotFoundError")
+
+    def test_job_without_reduce(self):
+        result = self.start_driver("--input", EXAMPLES, "--job", os.path.join(JOBS, "noreduce.py"))
+        self.assertOneLineError(result, "no reduce() function")
+
+    def test_bad_task_counts(self):
+        result = self.start_driver("--input", EXAMPLES, "--mappers", "0")
+        self.assertOneLineError(result, "at least 1")
+        result = self.start_driver("--input", EXAMPLES, "--reducers", "-2")
+        self.assertOneLineError(result, "at least 1")
+
+    def test_job_whose_map_raises(self):
+        """
+        The job fails after --max-attempts, with the task, the error and the
+        worker's traceback; no partial output is left; the worker survives
+        every failure and exits 0 when told.
+        """
+        cluster = Cluster(self, job="jobs/raises.py", maps=2, reduces=2)
+        write_corpus(cluster.input, files=2)
+        cluster.start_driver("--max-attempts", "3")
+        cluster.start_worker("w1")
+        self.assertEqual(cluster.wait(), 1)
+        log = cluster.log()
+        self.assertIn("job failed: map task", log)
+        self.assertIn("failed 3 times", log)
+        self.assertIn("ValueError: cannot map in-", log)
+        self.assertIn('raise ValueError(f"cannot map {filename}")', log, "the traceback")
+        self.assertEqual(cluster.wait("w1", 30), 0)
+        self.assertEqual(os.listdir(cluster.output), [])
+        self.assertEqual(os.listdir(cluster.intermediate), [])
