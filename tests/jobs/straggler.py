@@ -1,6 +1,7 @@
 """
 The first attempt of the map over in-0.txt is a straggler: it sleeps
-$TXMR_STRAGGLE_SECONDS (default 60); every other call takes a second.
+$TXMR_STRAGGLE_SECONDS (default 60); every other call takes a second.  Reduce tasks first sleep
+$TXMR_REDUCE_SECONDS (default 0).
 """
 
 import os
@@ -18,6 +19,10 @@ def map(filename, contents):
     else:
         time.sleep(1)
     yield filename, len(contents)
+
+
+def reduce_init():
+    time.sleep(float(os.environ.get("TXMR_REDUCE_SECONDS", "0")))
 
 
 def reduce(key, values):

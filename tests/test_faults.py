@@ -1,0 +1,219 @@
+"""
+Fault tolerance with real processes: the MIT 6.824 crash suite's spirit.
+
+Each test runs a job whose workers crash, hang, straggle or report late,
+and compares the output with the answer computed in one process.
+"""
+
+import itertools
+import os
+import re
+import signal
+import time
+
+from twisted.trial import unittest
+
+from tests.cluster import Cluster, wait_for
+from tests.oracle import read_output, reference
+from tests.test_processes import counted, write_corpus
+
+
+def write_files(directory, n):
+    os.makedirs(directory, exist_ok=True)
+    for i in range(n):
+        with open(os.path.join(directory, f"in-{i}.txt"), "w") as f:
+            f.write(f"file {i}\n" + "lorem ipsum dolor\n" * (i + 1))
+
+
+def sizes(directory):
+    """
+    What the file-size jobs compute, without running their slow code.
+    """
+    return {name: str(os.path.getsize(os.path.join(directory, name)))
+            for name in os.listdir(directory)}
+
+
+class CrashTests(unittest.TestCase):
+    def test_crash_loop(self):
+        """
+        Every map and reduce call exits its process with probability 1/3;
+        four worker slots are refilled as workers die.  The output is the
+        one-process answer, and no process exited before it was complete.
+        """
+        cluster = Cluster(self, job="jobs/crash.py", maps=8, reduces=3)
+        write_files(cluster.input, 8)
+        started = time.monotonic()
+        cluster.start_driver()
+        driver = cluster.processes["driver"]
+        slots = {}
+        serial = itertools.count()
+        while driver.poll() is None and time.monotonic() - started < 600:
+            for slot in range(4):
+                process = slots.get(slot)
+                if process is None or process.poll() is not None:
+                    slots[slot] = cluster.start_worker(f"slot{slot}-{next(serial)}")
+            time.sleep(0.1)
+        self.assertEqual(cluster.wait(timeout=10), 0, cluster.log())
+        elapsed = time.monotonic() - started
+        self.patch(os, "environ", dict(os.environ, TXMR_NO_CRASH="1"))
+        self.assertEqual(read_output(cluster.output, 3),
+                         reference(cluster.job, cluster.input))
+        early = [(name, code) for name, code, complete in cluster.exits
+                 if code == 0 and not complete]
+        self.assertEqual(early, [], "processes exited 0 before the output was complete")
+        attempts = len(re.findall(r"task \d+ attempt \d+", cluster.log()))
+        print(f"\ncrash loop: {elapsed:.1f}s, {attempts} attempts for 11 tasks, "
+              f"{next(serial)} worker processes")
+
+    def test_all_workers_killed_then_new_one(self):
+        """
+        Every worker dies; the job waits, and a worker that joins later
+        finishes it.
+        """
+        cluster = Cluster(self, job="jobs/slow.py", maps=3)
+        write_corpus(cluster.input)
+        cluster.env["TXMR_SLOW_SECONDS"] = "2"
+        cluster.start_driver()
+        workers = [cluster.start_worker(f"w{i}") for i in range(2)]
+        wait_for(lambda: len(cluster.scratch_files("running-map")) >= 2, 60,
+                 "both workers to run a map")
+        for i in range(2):
+            cluster.kill(f"w{i}")
+        for w in workers:
+            w.wait()
+        time.sleep(2)
+        self.assertIsNone(cluster.processes["driver"].poll(), "the driver waits")
+        cluster.start_worker("late")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+
+
+class ExactlyOnceTests(unittest.TestCase):
+    def test_exactly_once(self):
+        """
+        With no failures, 8 map tasks that take 2 to 5 s are each run
+        exactly once by 4 workers: no spurious backups or re-runs.
+        """
+        cluster = Cluster(self, job="jobs/once.py", maps=8, reduces=2)
+        write_files(cluster.input, 8)
+        cluster.start_driver()
+        for i in range(4):
+            cluster.start_worker(f"w{i}")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        with open(os.path.join(cluster.scratch, "invocations")) as f:
+            invocations = f.read().splitlines()
+        self.assertEqual(len(invocations), 8, invocations)
+        self.assertEqual(sorted(i.split()[0] for i in invocations),
+                         sorted(f"in-{i}.txt" for i in range(8)))
+        self.assertEqual(read_output(cluster.output, 2), sizes(cluster.input))
+        for i in range(4):
+            self.assertEqual(cluster.wait(f"w{i}", 30), 0)
+        self.assertTrue(all(complete for _, _, complete in cluster.exits), cluster.exits)
+
+    def test_parallelism(self):
+        """
+        With two workers, two map tasks and two reduce tasks run at the
+        same time, in different processes.
+        """
+        cluster = Cluster(self, job="jobs/parallel.py", maps=2, reduces=2)
+        write_files(cluster.input, 4)
+        cluster.start_driver()
+        cluster.start_worker("a")
+        cluster.start_worker("b")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        for kind in ("map", "reduce"):
+            spans = []
+            for name in cluster.scratch_files(kind + "-"):
+                _, pid, start, end = name.split("-")
+                spans.append((int(pid), float(start), float(end)))
+            self.assertEqual(len(spans), 2, spans)
+            (p1, s1, e1), (p2, s2, e2) = spans
+            self.assertNotEqual(p1, p2)
+            self.assertLess(max(s1, s2), min(e1, e2), f"{kind} tasks did not overlap: {spans}")
+
+
+class SlownessTests(unittest.TestCase):
+    def test_straggler_gets_backup(self):
+        """
+        One map attempt sleeps a minute; a backup attempt on an idle worker
+        finishes the task and the job, long before the straggler wakes.
+        """
+        cluster = Cluster(self, job="jobs/straggler.py", maps=4, reduces=1)
+        write_files(cluster.input, 4)
+        cluster.start_driver("--speculate-after", "1")
+        for i in range(3):
+            cluster.start_worker(f"w{i}")
+        self.assertEqual(cluster.wait(timeout=50), 0, cluster.log())
+        self.assertIn("(backup)", cluster.log())
+        self.assertNotIn("straggler-started-woke", cluster.scratch_files())
+        self.assertEqual(read_output(cluster.output, 1), sizes(cluster.input))
+
+    def test_timed_out_attempt_reports_late_and_is_refused(self):
+        """
+        An attempt past --task-timeout is abandoned and retried elsewhere;
+        its late report is refused and its files are never committed.
+        """
+        cluster = Cluster(self, job="jobs/straggler.py", maps=2, reduces=1)
+        write_files(cluster.input, 2)
+        cluster.env["TXMR_STRAGGLE_SECONDS"] = "2.5"
+        cluster.env["TXMR_REDUCE_SECONDS"] = "1"
+        cluster.start_driver("--task-timeout", "1.5", "--no-speculation")
+        for i in range(2):
+            cluster.start_worker(f"w{i}")
+        self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
+        log = cluster.log()
+        self.assertIn("timed out on worker", log)
+        self.assertIn("refused a report", log)
+        self.assertRegex(log, r"no longer running \(timed-out\)")
+        self.assertEqual(sorted(os.listdir(cluster.output)), ["out-0"])
+
+    def test_frozen_worker_resumes_and_is_refused(self):
+        """
+        A worker frozen mid-task is given up; when it resumes its old
+        session is gone, and the job's output is still exactly right.
+        """
+        cluster = Cluster(self, job="jobs/slow.py", maps=2)
+        write_corpus(cluster.input)
+        cluster.env["TXMR_SLOW_SECONDS"] = "4"
+        cluster.start_driver()
+        frozen = cluster.start_worker("frozen")
+        wait_for(lambda: f"running-map-{frozen.pid}" in cluster.scratch_files(), 60,
+                 "a map on the worker to freeze")
+        cluster.kill("frozen", signal.SIGSTOP)
+        other = cluster.start_worker("other")
+        wait_for(lambda: "silent for more than" in cluster.log(), 30, "the driver to give up")
+        frozen.send_signal(signal.SIGCONT)
+        cluster.killed.discard("frozen")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+        self.assertEqual(cluster.wait("frozen", 60), 0, cluster.log("frozen"))
+        self.assertEqual(other.wait(30), 0)
+
+
+class BadRecordTests(unittest.TestCase):
+    def poisoned(self, cluster):
+        write_corpus(cluster.input, files=3)
+        with open(os.path.join(cluster.input, "in-1.txt"), "a") as f:
+            f.write("this line is POISON for the map\nlast clean line\n")
+
+    def test_skip_bad_records(self):
+        cluster = Cluster(self, job="jobs/poison.py", maps=2)
+        self.poisoned(cluster)
+        cluster.start_driver("--skip-bad-records")
+        cluster.start_worker("w")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertIn("skipped bad record", cluster.log())
+        self.assertIn("txmr.skipped_records = 1", cluster.log())
+        expected = counted(cluster.input)
+        out = read_output(cluster.output, 2)
+        self.assertNotIn("POISON", out)
+        self.assertEqual(out["last"], "1")
+        self.assertEqual(int(out["line"]), int(expected["line"]) - 1)
+
+    def test_bad_record_fails_job_without_skipping(self):
+        cluster = Cluster(self, job="jobs/poison.py", maps=2)
+        self.poisoned(cluster)
+        cluster.start_driver()
+        cluster.start_worker("w")
+        self.assertEqual(cluster.wait(), 1)
+        self.assertIn("ValueError: poisoned record", cluster.log())
