@@ -19,6 +19,8 @@ it reads, computes and writes, and knows nothing of the network.
     losing attempt's output is never read and never seen.
 """
 
+import contextlib
+import gc
 import heapq
 import json
 import marshal
@@ -35,6 +37,7 @@ DEFAULT_MEMORY = 256 << 20
 # marshal bytes to bytes of Python objects, roughly, for the memory estimate.
 OBJECT_OVERHEAD = 4
 _LENGTH = struct.Struct("<Q")
+GC_THRESHOLD = 50_000
 
 
 class TaskCancelled(Exception):
@@ -116,8 +119,11 @@ def format_field(value):
     """
     An output field: a string as it is, anything else as compact JSON.
     """
-    if type(value) is str:
+    kind = type(value)
+    if kind is str:
         return value
+    if kind is int:
+        return str(value)
     return _compact(value)
 
 
@@ -324,8 +330,6 @@ class MapOutput:
     def add(self, key, value):
         if type(key) is list:
             key = hashable(key)
-        self.records += 1
-        self.buffered += 1
         if self.combiner:
             values = self.groups.get(key)
             if values is None:
@@ -334,14 +338,40 @@ class MapOutput:
                 values.append(value)
         else:
             self.parts[partition(key, len(self.paths))].append((key, value))
-        if self.buffered >= self.buffer_records:
-            self.flush()
+        self._count(1)
 
     def extend(self, pairs):
-        if pairs is not None:
-            add = self.add
+        """
+        Add every pair of an iterable; the common case (string keys, no
+        combiner) is partitioned inline, without a call per pair.
+        """
+        if pairs is None:
+            return
+        add = self.add
+        if self.combiner:
             for key, value in pairs:
                 add(key, value)
+            return
+        parts = self.parts
+        n = len(parts)
+        crc32 = zlib.crc32
+        pending = 0
+        for key, value in pairs:
+            if type(key) is str:
+                parts[crc32(key.encode("utf-8", "surrogatepass")) % n].append((key, value))
+                pending += 1
+                if pending == 4096:
+                    self._count(pending)
+                    pending = 0
+            else:
+                add(key, value)
+        self._count(pending)
+
+    def _count(self, n):
+        self.records += n
+        self.buffered += n
+        if self.buffered >= self.buffer_records:
+            self.flush()
 
     def _combine(self):
         init, combine, final = Job.hooks(self.instance, "combine")
@@ -477,8 +507,9 @@ class Grouper:
 
     def add_chunk(self, size, pairs):
         groups = self.groups
+        get = groups.get
         for key, value in pairs:
-            values = groups.get(key)
+            values = get(key)
             if values is None:
                 groups[key] = [value]
             else:
@@ -508,10 +539,11 @@ class Grouper:
         Yield C{(key, values)} in key order, merging the spilled runs.
         """
         groups = self.groups
-        in_memory = ((k, groups[k]) for k in sorted_keys(groups))
         if not self.runs:
-            yield from in_memory
+            for key in sorted_keys(groups):
+                yield key, groups[key]
             return
+        in_memory = ((k, groups[k]) for k in sorted_keys(groups))
         merged = heapq.merge(in_memory, *(self._run(p) for p in self.runs),
                              key=lambda kv: sort_key(kv[0]))
         for key, runs in groupby(merged, key=lambda kv: kv[0]):
@@ -549,23 +581,25 @@ def run_reduce(job, spec, cancel=None):
         with counting(counters), open(temporary, "w", encoding="utf-8",
                                       errors="surrogateescape") as out:
             lines = []
+            write = lines.append
+            fmt = format_field
 
             def emit(pairs):
-                nonlocal written
                 for key, value in pairs or ():
-                    lines.append(f"{format_field(key)}\t{format_field(value)}\n")
-                    written += 1
-                if len(lines) >= 10_000:
-                    out.writelines(lines)
-                    lines.clear()
+                    write(f"{fmt(key)}\t{fmt(value)}\n")
 
             emit(init())
             for key, values in grouper.sorted_groups():
+                for k, v in function(key, values) or ():
+                    write(f"{fmt(k)}\t{fmt(v)}\n")
                 groups += 1
-                if groups % 10_000 == 0:
+                if not groups % 20_000:
                     _check(cancel)
-                emit(function(key, values))
+                    written += len(lines)
+                    out.writelines(lines)
+                    lines.clear()
             emit(final())
+            written += len(lines)
             out.writelines(lines)
             out.flush()
             os.fsync(out.fileno())
@@ -577,13 +611,30 @@ def run_reduce(job, spec, cancel=None):
     return counters
 
 
+@contextlib.contextmanager
+def fewer_collections(threshold=GC_THRESHOLD):
+    """
+    A task allocates millions of small objects that live until it ends, so
+    the cyclic collector, run every 700 allocations by default, finds
+    nothing to free and costs a quarter of the time.  Collect less often
+    while the task runs; cyclic garbage is still collected, later.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(threshold, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def run_task(job, spec, cancel=None):
     """
     Run the attempt C{spec} describes, map or reduce; return its counters.
     """
     runner = run_map if spec["kind"] == "map" else run_reduce
     try:
-        return runner(job, spec, cancel)
+        with fewer_collections():
+            return runner(job, spec, cancel)
     except BaseException:
         discard(spec)
         raise

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+import time
 import traceback
 
 from twisted.application import service
@@ -234,7 +235,12 @@ class Worker(service.Service):
             job = self.jobs.get(spec["job"])
             if job is None:
                 job = self.jobs[spec["job"]] = load_job(spec["job"])
-            return ("ok", tasks.run_task(job, spec, cancel))
+            started = time.perf_counter()
+            counters = tasks.run_task(job, spec, cancel)
+            log.info("{kind} task {index} attempt {attempt} ran in {secs:.3f}s",
+                     kind=spec["kind"], index=spec["index"], attempt=spec["attempt"],
+                     secs=time.perf_counter() - started)
+            return ("ok", counters)
         except tasks.TaskCancelled:
             return ("cancelled",)
         except tasks.RecordError as e:
