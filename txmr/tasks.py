@@ -536,16 +536,19 @@ class Grouper:
 
     def sorted_groups(self):
         """
-        Yield C{(key, values)} in key order, merging the spilled runs.
+        C{(key, values)} in key order, merging the spilled runs if any.
         """
         groups = self.groups
+        keys = sorted_keys(groups)
+        in_memory = zip(keys, map(groups.__getitem__, keys))
         if not self.runs:
-            for key in sorted_keys(groups):
-                yield key, groups[key]
-            return
-        in_memory = ((k, groups[k]) for k in sorted_keys(groups))
+            return in_memory
         merged = heapq.merge(in_memory, *(self._run(p) for p in self.runs),
                              key=lambda kv: sort_key(kv[0]))
+        return self._concatenated(merged)
+
+    @staticmethod
+    def _concatenated(merged):
         for key, runs in groupby(merged, key=lambda kv: kv[0]):
             values = []
             for _, part in runs:

@@ -10,6 +10,7 @@ C{give_up} seconds exits.
 """
 
 import os
+import random
 import re
 import socket
 import threading
@@ -119,7 +120,11 @@ class Worker(service.Service):
         endpoint = endpoints.clientFromString(self.reactor, self.address)
         factory = Factory.forProtocol(lambda: WorkerProtocol(self))
         self.client = ClientService(
-            endpoint, factory, retryPolicy=backoffPolicy(initialDelay=0.2, maxDelay=5.0),
+            endpoint, factory,
+            # Back off from 0.1 s to 5 s, with a little jitter (the default
+            # jitter adds up to a whole second to every try).
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=5.0,
+                                      jitter=lambda: random.uniform(0, 0.1)),
             clock=self.reactor,
         )
         self.client.startService()
