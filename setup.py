@@ -4,6 +4,9 @@ txmr: MapReduce on Twisted.
 Dependencies, and why each:
   - twisted: the reactor, AMP, twistd, endpoints, twisted.web; the whole
     engine is built on it.
+  - prometheus-client: the /metrics page in Prometheus' exposition format,
+    which is easy to get subtly wrong by hand.
+  - rich: the progress bars of `txmr run` on a terminal.
 Test extras:
   - pytest and pytest-twisted: the suite is trial TestCases, which pytest
     also runs; pytest-twisted lets it run them on Twisted's reactor.
@@ -21,8 +24,8 @@ setup(
     # twisted/plugins is not a package of ours (no __init__.py): it is
     # Twisted's plugin folder, where our one plugin module must land.
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/txmr_plugins.py"]},
-    install_requires=["twisted>=22.10"],
+    package_data={"twisted": ["plugins/txmr_plugins.py"], "txmr": ["status.html"]},
+    install_requires=["twisted>=22.10", "prometheus-client>=0.17", "rich>=13"],
     extras_require={"test": ["pytest", "pytest-twisted"]},
     entry_points={"console_scripts": ["txmr = txmr.cli:main"]},
 )

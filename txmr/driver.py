@@ -8,9 +8,11 @@ pings every worker from a C{LoopingCall} and gives up on the silent ones,
 commits winning attempts by renaming their files, and ends the job.
 """
 
+import json
 import os
 import re
 import time
+import uuid
 from dataclasses import dataclass
 
 from twisted.application import service
@@ -19,9 +21,9 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols import amp
 
-from txmr import protocol, tasks
+from txmr import protocol, tasks, web
 from txmr.job import JobError, load_job
-from txmr.scheduler import MAP, Scheduler, SchedulingError
+from txmr.scheduler import MAP, STATE_NAMES, Scheduler, SchedulingError
 
 log = Logger()
 
@@ -58,6 +60,9 @@ class DriverConfig:
     memory: int = tasks.DEFAULT_MEMORY
     port_file: str | None = None
     poll: float = 10.0
+    http: str | None = None
+    http_lease: float = 60.0
+    summary_file: str | None = None
 
 
 def prepare(config):
@@ -193,8 +198,13 @@ class Driver(service.Service):
         self.started = None
         self.ended = None
         self.port = None
+        self.http_port = None
         self.address = None
         self.done = defer.Deferred()
+        self.job_uuid = uuid.uuid4().hex
+        self.http_sessions = {}
+        self._http_untold = set()
+        self._http_all_told = None
         self._ids = 0
         self._finishing = False
         self.heartbeat = ttask.LoopingCall(self.tick)
@@ -210,9 +220,16 @@ class Driver(service.Service):
             "txmr driver: job {job}, {maps} map and {reduces} reduce tasks",
             job=self.job.name, maps=len(self.scheduler.maps), reduces=len(self.scheduler.reduces),
         )
+        amp_factory = Factory.forProtocol(lambda: DriverProtocol(self))
+        self.site = web.site(self)
         endpoint = endpoints.serverFromString(self.reactor, self.config.listen)
-        d = endpoint.listen(Factory.forProtocol(lambda: DriverProtocol(self)))
-        d.addCallbacks(self._listening, self._cannot_listen)
+        d = endpoint.listen(web.SniffingFactory(amp_factory, self.site))
+        d.addCallbacks(self._listening, self._cannot_listen, errbackArgs=(self.config.listen,))
+        if self.config.http:
+            http = endpoints.serverFromString(self.reactor, self.config.http).listen(self.site)
+            http.addCallbacks(self._listening_http, self._cannot_listen,
+                              errbackArgs=(self.config.http,))
+            d = defer.gatherResults([d, http])
         self.heartbeat.start(self.config.heartbeat, now=False)
         return d
 
@@ -223,10 +240,14 @@ class Driver(service.Service):
         if self.config.port_file:
             write_atomically(self.config.port_file, self.address + "\n")
 
-    def _cannot_listen(self, failure):
-        log.critical("txmr driver cannot listen on {listen}: {error}",
-                     listen=self.config.listen, error=failure.getErrorMessage())
-        self._exit(1, f"cannot listen on {self.config.listen}: {failure.getErrorMessage()}")
+    def _listening_http(self, port):
+        self.http_port = port
+        log.info("txmr driver serving HTTP on {address}", address=address_of(port.getHost()))
+
+    def _cannot_listen(self, failure, where):
+        log.critical("txmr driver cannot listen on {where}: {error}",
+                     where=where, error=failure.getErrorMessage())
+        self._exit(1, f"cannot listen on {where}: {failure.getErrorMessage()}")
 
     def stopService(self):
         super().stopService()
@@ -238,8 +259,8 @@ class Driver(service.Service):
         self.waiters.clear()
         for proto in list(self.connections.values()):
             proto.transport.loseConnection()
-        if self.port is not None:
-            return self.port.stopListening()
+        ports = [p for p in (self.port, self.http_port) if p is not None]
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
 
     # -- workers -------------------------------------------------------------
 
@@ -345,18 +366,30 @@ class Driver(service.Service):
         except SchedulingError as e:
             self._refused(worker, kind, index, attempt_id, e)
             raise
+        self._commit(attempt, counters if isinstance(counters, dict) else {})
+
+    def _commit(self, attempt, counters, written_in_place=False):
+        """
+        Rename a running attempt's files into place and finish its task.
+
+        @param written_in_place: the seed's HTTP workers wrote their files
+            under the final names; a missing temporary file is then no error.
+        """
         spec = self.spec(attempt)
+        task, worker = attempt.task, attempt.worker
         try:
-            tasks.commit(spec)
+            for temporary, final in tasks.commit_names(spec):
+                if not (written_in_place and not os.path.exists(temporary)):
+                    os.replace(temporary, final)
         except OSError as e:
             tasks.discard(spec)
-            self.task_failed(worker, kind, index, attempt_id,
+            self.task_failed(worker, task.kind, task.index, attempt.id,
                              f"cannot commit the attempt's files: {e}", "", None)
             return
-        killed = self.scheduler.succeed(worker, kind, index, attempt_id, self.now(),
-                                        counters if isinstance(counters, dict) else {})
+        killed = self.scheduler.succeed(worker, task.kind, task.index, attempt.id, self.now(),
+                                        counters)
         log.info("{kind} task {index} finished (attempt {attempt} on worker {worker}, {secs:.2f}s)",
-                 kind=kind, index=index, attempt=attempt_id, worker=worker,
+                 kind=task.kind, index=task.index, attempt=attempt.id, worker=worker,
                  secs=attempt.duration(self.now()))
         for loser in killed:
             self.cancel(loser)
@@ -393,6 +426,80 @@ class Driver(service.Service):
             d.addTimeout(self.config.heartbeat_timeout, self.reactor)
             d.addErrback(lambda f: None)
         tasks.discard(self.spec(attempt))
+
+    # -- the seed's HTTP workers ---------------------------------------------
+
+    def http_worker(self, pid):
+        """
+        The session of the HTTP worker that sends this C{worker-pid}: every
+        request renews its lease; one whose lease ran out starts anew.
+        """
+        now = self.now()
+        worker = self.http_sessions.get(pid)
+        if worker is not None and not self.scheduler.workers[worker].lost:
+            self.scheduler.seen(worker, now)
+            return worker
+        self._ids += 1
+        worker = f"h{self._ids}"
+        self.scheduler.register(worker, now, {"host": "http", "pid": pid, "via": "http"},
+                                timeout=self.config.http_lease, slots=None)
+        self.http_sessions[pid] = worker
+        log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=pid)
+        return worker
+
+    def http_assign(self, pid):
+        """
+        Hand a task to an HTTP worker: the running L{Attempt}, or L{None}.
+        Once the job is over, the worker is told so by the caller, and the
+        driver counts it as told.
+        """
+        worker = self.http_worker(pid)
+        if self.scheduler.over:
+            self._http_told(worker)
+            return None
+        attempt = self.scheduler.assign(worker, self.now())
+        if attempt is not None:
+            log.info("{kind} task {index} attempt {attempt} to HTTP worker {worker}",
+                     kind=attempt.task.kind, index=attempt.task.index, attempt=attempt.id,
+                     worker=worker)
+        return attempt
+
+    def http_finished(self, pid, kind, index):
+        """
+        An HTTP worker says its task is FINISHED.
+
+        @raise SchedulingError: the task is not RUNNING for this worker.
+        """
+        worker = self.http_worker(pid)
+        task = self.scheduler.task(kind, index)
+        mine = [a for a in task.running_attempts() if a.worker == worker]
+        if not mine:
+            raise SchedulingError(
+                f"{kind} task {index} is not RUNNING for worker-pid {pid}"
+                f" (it is {STATE_NAMES[task.state].upper()})")
+        self._commit(mine[0], {}, written_in_place=True)
+
+    def _http_told(self, worker):
+        self._http_untold.discard(worker)
+        if not self._http_untold and self._http_all_told is not None:
+            d, self._http_all_told = self._http_all_told, None
+            d.callback(None)
+
+    def _wait_for_http_workers(self):
+        """
+        The seed's driver exited once every worker it had seen was told the
+        job was over; HTTP workers are told when they next ask, so wait for
+        each live one, at most for its lease.
+        """
+        self._http_untold = {
+            w for w in self.http_sessions.values() if not self.scheduler.workers[w].lost
+        }
+        if not self._http_untold:
+            return defer.succeed(None)
+        self._http_all_told = defer.Deferred()
+        self._http_all_told.addTimeout(self.config.http_lease, self.reactor,
+                                       onTimeoutCancel=lambda *a: None)
+        return self._http_all_told
 
     # -- heartbeats ----------------------------------------------------------
 
@@ -439,9 +546,13 @@ class Driver(service.Service):
     def ok(self):
         return self.scheduler.failure is None
 
+    def _last_failed(self):
+        task, _ = self.scheduler.failure
+        return [a for a in task.attempts if a.error is not None][-1]
+
     def failure_message(self):
         task, error = self.scheduler.failure
-        last = [a for a in task.attempts if a.error is not None][-1]
+        last = self._last_failed()
         return (f"{task.kind} task {task.index} failed {task.failures} times; last, attempt "
                 f"{last.id} on worker {last.worker}: {error}")
 
@@ -467,10 +578,13 @@ class Driver(service.Service):
             message = "job failed: " + self.failure_message()
             for directory in {self.config.intermediate, self.config.output}:
                 remove_job_files(directory)
-            task, _ = self.scheduler.failure
-            last = [a for a in task.attempts if a.error is not None][-1]
             log.critical("{message}\n{traceback}", message=message,
-                         traceback=self.tracebacks.get(last.id, ""))
+                         traceback=self.tracebacks.get(self._last_failed().id, ""))
+        if self.config.summary_file:
+            summary = web.job_state(self)
+            if not self.ok:
+                summary["traceback"] = self.tracebacks.get(self._last_failed().id, "")
+            write_atomically(self.config.summary_file, json.dumps(summary, indent=1) + "\n")
         for worker in list(self.waiters):
             d, call = self.waiters.pop(worker)
             call.cancel()
@@ -481,6 +595,7 @@ class Driver(service.Service):
             d.addTimeout(self.config.heartbeat_timeout, self.reactor)
             d.addErrback(lambda f: None)
             told.append(d)
+        told.append(self._wait_for_http_workers())
         code = 0 if self.ok else 1
         done = defer.DeferredList(told)
         done.addCallback(lambda _: self._exit(code, message))

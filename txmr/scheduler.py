@@ -130,6 +130,8 @@ class Worker:
     joined: float
     last_seen: float
     info: dict = field(default_factory=dict)
+    timeout: float | None = None
+    slots: int | None = 1
     attempts: set = field(default_factory=set)
     lost: bool = False
     blacklisted: bool = False
@@ -223,13 +225,18 @@ class Scheduler:
 
     # -- workers ----------------------------------------------------------
 
-    def register(self, worker_id, now, info=None):
+    def register(self, worker_id, now, info=None, timeout=None, slots=1):
         """
         A new worker session joins the job.
+
+        @param timeout: how long it may stay silent before it is lost, if not
+            the default that L{expire} is given (an HTTP worker's lease).
+        @param slots: how many attempts it may run at once (L{None}: any, as
+            the seed's HTTP workers could ask for task after task).
         """
         if worker_id in self.workers:
             raise SchedulingError(f"worker {worker_id!r} is already registered")
-        self.workers[worker_id] = Worker(worker_id, now, now, dict(info or {}))
+        self.workers[worker_id] = Worker(worker_id, now, now, dict(info or {}), timeout, slots)
 
     def seen(self, worker_id, now):
         """
@@ -252,12 +259,13 @@ class Scheduler:
 
     def expire(self, now, timeout):
         """
-        Lose every worker not seen for C{timeout} seconds.
+        Lose every worker not seen for C{timeout} seconds (or its own).
 
         @return: the ids of the workers lost now.
         """
         silent = [
-            w.id for w in self.workers.values() if not w.lost and now - w.last_seen > timeout
+            w.id for w in self.workers.values()
+            if not w.lost and now - w.last_seen > (w.timeout or timeout)
         ]
         for worker_id in silent:
             self.lose(worker_id, now)
@@ -278,7 +286,9 @@ class Scheduler:
         """
         worker = self.worker(worker_id)
         worker.last_seen = now
-        if self.over or worker.blacklisted or worker.attempts:
+        if self.over or worker.blacklisted:
+            return None
+        if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
         for task in self.maps + self.reduces:
             if task.state == READY:

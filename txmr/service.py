@@ -104,6 +104,11 @@ class DriverOptions(usage.Options):
         ["memory", None, tasks.DEFAULT_MEMORY >> 20, "Memory budget of a reduce task in MB; "
                                                     "past it, it spills to disk.", int],
         ["port-file", None, None, "Write the address the driver listens on to this file."],
+        ["summary-file", None, None, "At the end, write the job's final state here as JSON."],
+        ["http", None, None, "Serve HTTP (status page, API, metrics) on this endpoint too; "
+                             "the main port serves it anyway."],
+        ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
+                                   "request bearing its worker-pid.", _positive_float],
     ]
     optFlags = [
         ["no-speculation", None, "Never start backup attempts of stragglers."],
@@ -134,6 +139,9 @@ class DriverOptions(usage.Options):
             skip_bad_records=bool(self["skip-bad-records"]),
             memory=self["memory"] << 20,
             port_file=self["port-file"],
+            http=self["http"],
+            summary_file=self["summary-file"],
+            http_lease=self["http-lease"],
         )
 
 

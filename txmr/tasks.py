@@ -37,6 +37,7 @@ DEFAULT_MEMORY = 256 << 20
 # marshal bytes to bytes of Python objects, roughly, for the memory estimate.
 OBJECT_OVERHEAD = 4
 _LENGTH = struct.Struct("<Q")
+MAGIC = b"TXMR-CHUNKS-1\n"
 GC_THRESHOLD = 50_000
 
 
@@ -278,6 +279,15 @@ def decode(data):
 # -- chunked marshal files ----------------------------------------------------
 
 
+def open_chunks(path):
+    """
+    A new chunked marshal file: a magic line, then length-prefixed chunks.
+    """
+    f = open(path, "wb")
+    f.write(MAGIC)
+    return f
+
+
 def write_chunk(f, obj):
     data = marshal.dumps(obj)
     f.write(_LENGTH.pack(len(data)))
@@ -288,8 +298,15 @@ def write_chunk(f, obj):
 def read_chunks(path):
     """
     Yield C{(size, object)} for each chunk of a chunked marshal file.
+
+    A file without the magic line is map output written by one of the seed
+    system's HTTP workers (C{word count} lines); it is read as such.
     """
     with open(path, "rb") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            f.seek(0)
+            yield from _seed_chunks(f)
+            return
         while True:
             head = f.read(_LENGTH.size)
             if not head:
@@ -301,6 +318,23 @@ def read_chunks(path):
             if len(data) != size:
                 raise ValueError(f"{path}: truncated chunk")
             yield size, marshal.loads(data)
+
+
+def _seed_chunks(f, lines_per_chunk=100_000):
+    pairs = []
+    size = 0
+    for line in f:
+        key, _, value = line.decode("utf-8", "surrogateescape").rstrip("\r\n").rpartition(" ")
+        try:
+            pairs.append((key, int(value)))
+        except ValueError:
+            raise ValueError(f"{f.name}: not txmr map output, nor seed lines: {line[:80]!r}")
+        size += len(line)
+        if len(pairs) >= lines_per_chunk:
+            yield size, pairs
+            pairs, size = [], 0
+    if pairs:
+        yield size, pairs
 
 
 # -- map ----------------------------------------------------------------------
@@ -403,7 +437,7 @@ class MapOutput:
         for i, pairs in enumerate(self.parts):
             if pairs:
                 if self.files[i] is None:
-                    self.files[i] = open(self.paths[i], "wb")
+                    self.files[i] = open_chunks(self.paths[i])
                 write_chunk(self.files[i], pairs)
                 self.parts[i] = []
         self.buffered = 0
@@ -412,7 +446,7 @@ class MapOutput:
         self.flush()
         for i, f in enumerate(self.files):
             if f is None:
-                f = open(self.paths[i], "wb")
+                f = open_chunks(self.paths[i])
             f.close()
         add(self.counters, "map_output_records", self.records)
 
@@ -522,7 +556,7 @@ class Grouper:
         path = f"{self.spill_prefix}.spill-{len(self.runs)}"
         groups = self.groups
         ordered = sorted_keys(groups)
-        with open(path, "wb") as f:
+        with open_chunks(path) as f:
             for i in range(0, len(ordered), 10_000):
                 write_chunk(f, [(k, groups[k]) for k in ordered[i:i + 10_000]])
         add(self.counters, "spilled_records", sum(len(v) for v in groups.values()))

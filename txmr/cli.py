@@ -1,0 +1,293 @@
+"""
+C{txmr}, the command line: run a job on this machine with a progress bar,
+or look at a running driver.
+
+    txmr run [JOB] -i IN -o OUT [-w WORKERS] [-m M] [-r R]   # a driver and local workers
+    txmr run --inline [JOB] -i IN -o OUT                      # one process, no network
+    txmr status ADDRESS                                       # a running job's progress
+
+C{txmr run} starts C{twistd txmr-driver} and WORKERS C{twistd txmr-worker}
+processes, follows the driver's C{/api/job}, and stops them all on Ctrl-C.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from txmr.job import DEFAULT_JOB
+
+BIN = os.path.dirname(sys.executable)
+
+
+def twistd():
+    path = os.path.join(BIN, "twistd")
+    return [path] if os.path.exists(path) else [sys.executable, "-m", "twisted.scripts.twistd"]
+
+
+class Progress:
+    """
+    Progress of the map and the reduce phase: rich bars on a terminal,
+    plain lines otherwise (only when something changed).
+    """
+
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
+        self.bars = None
+        self.last = None
+        if stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars
+            from rich.progress import TextColumn, TimeElapsedColumn
+
+            self.bars = Bars(TextColumn("{task.description:>6}"), BarColumn(),
+                             MofNCompleteColumn(), TextColumn("{task.fields[running]} running"),
+                             TimeElapsedColumn(), console=Console(file=stream))
+            self.ids = {}
+            self.bars.start()
+
+    def update(self, counts):
+        for kind in ("map", "reduce"):
+            c = counts.get(kind)
+            if not c:
+                continue
+            total = sum(c.values())
+            if self.bars is not None:
+                if kind not in self.ids:
+                    self.ids[kind] = self.bars.add_task(kind, total=total, running=0)
+                self.bars.update(self.ids[kind], completed=c["finished"], running=c["running"])
+        if self.bars is None:
+            line = "  ".join(f"{kind} {c['finished']}/{sum(c.values())} done, {c['running']} "
+                             f"running" for kind, c in counts.items())
+            if line != self.last:
+                print(time.strftime("%H:%M:%S"), line, file=self.stream, flush=True)
+                self.last = line
+
+    def close(self):
+        if self.bars is not None:
+            self.bars.stop()
+
+
+def print_summary(summary, elapsed, stream=sys.stdout):
+    counters = summary.get("counters") or {}
+    if counters:
+        print("counters:", file=stream)
+        for group, names in sorted(counters.items()):
+            for name, value in sorted(names.items()):
+                print(f"  {group}.{name} = {value}", file=stream)
+    for record in summary.get("skipped_records") or ():
+        print(f"skipped bad record: {record}", file=stream)
+    print(f"{summary.get('state', 'unknown')} in {elapsed:.2f}s", file=stream)
+
+
+def driver_flags(a):
+    flags = ["--mappers", str(a.mappers), "--reducers", str(a.reducers),
+             "--max-attempts", str(a.max_attempts), "--memory", str(a.memory)]
+    if a.task_timeout:
+        flags += ["--task-timeout", str(a.task_timeout)]
+    if a.no_speculation:
+        flags.append("--no-speculation")
+    if a.skip_bad_records:
+        flags.append("--skip-bad-records")
+    return flags
+
+
+class LocalCluster:
+    """
+    A driver and local workers, in their own sessions so that Ctrl-C on
+    the terminal reaches us alone and we stop them in order.
+    """
+
+    def __init__(self, a, work):
+        self.a = a
+        self.work = work
+        self.processes = []
+
+    def spawn(self, name, args):
+        with open(os.path.join(self.work, name + ".log"), "wb") as log:
+            process = subprocess.Popen(
+                twistd() + ["--pidfile=", "-n"] + args, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.work)
+        self.processes.append(process)
+        return process
+
+    def start(self):
+        a = self.a
+        port_file = os.path.join(self.work, "address")
+        self.summary_file = os.path.join(self.work, "summary.json")
+        self.driver = self.spawn("driver", [
+            "txmr-driver", "--job", a.job, "--input", a.input, "--output", a.output,
+            "--intermediate", a.intermediate or os.path.join(self.work, "intermediate"),
+            "--listen", "tcp:0:interface=127.0.0.1", "--port-file", port_file,
+            "--summary-file", self.summary_file] + driver_flags(a))
+        deadline = time.monotonic() + 60
+        while not os.path.exists(port_file):
+            if self.driver.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(self.failed_to_start())
+            time.sleep(0.02)
+        with open(port_file) as f:
+            self.address = f.read().strip()
+        port = self.address.rsplit("port=", 1)[1]
+        self.url = f"http://127.0.0.1:{port}"
+        for i in range(a.workers):
+            self.spawn(f"worker-{i}", ["txmr-worker", "--driver", self.address,
+                                       "--give-up", "30"])
+
+    def failed_to_start(self):
+        with open(os.path.join(self.work, "driver.log"), errors="replace") as f:
+            lines = [line for line in f.read().splitlines() if line.startswith("txmr")]
+        return "\n".join(lines) or "the driver did not start"
+
+    def state(self):
+        try:
+            with urllib.request.urlopen(self.url + "/api/job", timeout=2) as response:
+                return json.load(response)
+        except (OSError, ValueError):
+            return None
+
+    def stop(self, grace=5.0):
+        for p in self.processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in self.processes:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def run(a):
+    a.workers = a.workers or os.cpu_count() or 2
+    if a.inline:
+        return run_inline(a)
+    if not os.path.isdir(a.input):
+        print(f"txmr: input directory {a.input!r} does not exist", file=sys.stderr)
+        return 2
+    work = tempfile.mkdtemp(prefix="txmr-run-")
+    cluster = LocalCluster(a, work)
+    progress = None
+    started = time.monotonic()
+    keep = False
+    try:
+        cluster.start()
+        progress = Progress()
+        while cluster.driver.poll() is None:
+            state = cluster.state()
+            if state is not None:
+                progress.update(state["counts"])
+            time.sleep(0.2)
+        code = cluster.driver.returncode
+        summary = {}
+        if os.path.exists(cluster.summary_file):
+            with open(cluster.summary_file) as f:
+                summary = json.load(f)
+            progress.update(summary["counts"])
+        progress.close()
+        progress = None
+        if code:
+            keep = True
+            print(f"txmr: {summary.get('failure') or 'the driver failed'}", file=sys.stderr)
+            if summary.get("traceback"):
+                print(summary["traceback"], file=sys.stderr)
+            print(f"txmr: logs in {work}", file=sys.stderr)
+        print_summary(summary, time.monotonic() - started)
+        return code
+    except KeyboardInterrupt:
+        print("\ntxmr: interrupted; stopping the driver and workers", file=sys.stderr)
+        return 130
+    finally:
+        if progress is not None:
+            progress.close()
+        cluster.stop()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_inline(a):
+    from txmr.driver import ConfigError, DriverConfig
+    from txmr.inline import run_inline as inline
+
+    work = None
+    intermediate = a.intermediate
+    if intermediate is None:
+        work = intermediate = tempfile.mkdtemp(prefix="txmr-inline-")
+    config = DriverConfig(input=a.input, intermediate=intermediate, output=a.output,
+                          mappers=a.mappers, reducers=a.reducers, job=a.job,
+                          memory=a.memory << 20)
+    progress = Progress()
+    started = time.monotonic()
+    try:
+        counters = inline(config, progress=lambda s: progress.update(s.counts()))
+    except ConfigError as e:
+        print(f"txmr: {e}", file=sys.stderr)
+        return 2
+    finally:
+        progress.close()
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+    print_summary({"counters": counters, "state": "finished"}, time.monotonic() - started)
+    return 0
+
+
+def status(a):
+    address = a.address
+    if "://" not in address:
+        address = "http://" + (address if ":" in address else f"127.0.0.1:{address}")
+    try:
+        with urllib.request.urlopen(address.rstrip("/") + "/api/job", timeout=5) as response:
+            job = json.load(response)
+    except (OSError, ValueError) as e:
+        print(f"txmr: cannot read the job at {address}: {e}", file=sys.stderr)
+        return 1
+    print(f"job {job['job']} ({job['uuid']}): {job['state']}, {job['elapsed']:.1f}s")
+    for kind, c in job["counts"].items():
+        print(f"  {kind:6} {c['finished']}/{sum(c.values())} finished, {c['running']} running, "
+              f"{c['ready']} ready, {c['blocked']} blocked")
+    live = [w for w in job["workers"] if not w["lost"]]
+    print(f"  workers: {len(live)} live, {len(job['workers']) - len(live)} lost")
+    if job.get("failure"):
+        print(f"  failure: {job['failure']}")
+    return 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="txmr", description="MapReduce on Twisted.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a job on this machine")
+    r.add_argument("job", nargs="?", default=DEFAULT_JOB,
+                   help="module, module:attribute or .py file (default: word count)")
+    r.add_argument("-i", "--input", required=True)
+    r.add_argument("-o", "--output", required=True)
+    r.add_argument("-w", "--workers", type=int, default=0, help="default: one per core")
+    r.add_argument("-m", "--mappers", type=int, default=8)
+    r.add_argument("-r", "--reducers", type=int, default=2)
+    r.add_argument("--intermediate", help="default: a temporary directory")
+    r.add_argument("--inline", action="store_true", help="one process, no network")
+    r.add_argument("--memory", type=int, default=256, help="reduce memory budget, MB")
+    r.add_argument("--max-attempts", type=int, default=4)
+    r.add_argument("--task-timeout", type=float)
+    r.add_argument("--no-speculation", action="store_true")
+    r.add_argument("--skip-bad-records", action="store_true")
+    r.set_defaults(func=run)
+    s = sub.add_parser("status", help="print a running job's progress")
+    s.add_argument("address", help="the driver: http://HOST:PORT, HOST:PORT or PORT")
+    s.set_defaults(func=status)
+    return p
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    sys.exit(a.func(a))
+
+
+if __name__ == "__main__":
+    main()
