@@ -257,6 +257,8 @@ class Driver(service.Service):
             if call.active():
                 call.cancel()
         self.waiters.clear()
+        if self._http_all_told is not None:
+            self._http_all_told.cancel()
         for proto in list(self.connections.values()):
             proto.transport.loseConnection()
         ports = [p for p in (self.port, self.http_port) if p is not None]

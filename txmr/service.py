@@ -181,4 +181,12 @@ def make_worker_service(options):
         exit_process(reactor, code, message, now=service.busy)
 
     service = worker.makeService(options["driver"], reactor, options["give-up"], on_exit)
+
+    def abandon_task():
+        # Stopped by a signal mid-task: the driver will give the task to
+        # another worker; do not wait for the thread to finish it.
+        if service.busy:
+            exit_process(reactor, 1, "stopped in the middle of a task", now=True)
+
+    reactor.addSystemEventTrigger("before", "shutdown", abandon_task)
     return service

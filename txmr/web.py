@@ -135,7 +135,9 @@ class SeedTaskAPI(resource.Resource):
         answer = dict(self._job(sched.JOB_RUNNING), id=task.index, status=task.state,
                       type=SEED_NAMES[task.kind], attempt=attempt.id)
         if task.kind == sched.MAP:
-            names = sorted({name for name, _, _ in task.inputs})
+            # The seed's workers read whole files: list each file in the one
+            # task that holds its first byte.  `splits` is the exact work.
+            names = [name for name, start, _ in task.inputs if start == 0]
             answer.update(i_path=[os.path.join(config.input, n) for n in names],
                           splits=task.inputs, o_path=config.intermediate,
                           n_buckets=len(scheduler.reduces))

@@ -1,0 +1,113 @@
+"""
+The txmr command line, run as a user runs it.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from twisted.trial import unittest
+
+from tests.cluster import JOBS, Cluster, wait_for
+from tests.oracle import read_output
+from tests.test_processes import EXAMPLES, counted, write_corpus
+
+TXMR = [os.path.join(os.path.dirname(sys.executable), "txmr")]
+if not os.path.exists(TXMR[0]):
+    TXMR = [sys.executable, "-m", "txmr.cli"]
+
+
+def processes_under(directory):
+    """
+    Pids of the processes whose working directory is under C{directory}.
+    """
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if cwd.startswith(directory):
+                found.append(int(pid))
+    return found
+
+
+class RunTests(unittest.TestCase):
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        os.makedirs(self.base)
+        self.env = dict(os.environ, TMPDIR=self.base, TXMR_TEST_DIR=self.base)
+
+    def txmr(self, *args, **kwargs):
+        return subprocess.run(TXMR + list(args), capture_output=True, text=True, env=self.env,
+                              timeout=120, stdin=subprocess.DEVNULL, **kwargs)
+
+    def test_run_example(self):
+        out = os.path.join(self.base, "out")
+        result = self.txmr("run", "-i", EXAMPLES, "-o", out, "-w", "2", "-m", "3", "-r", "2")
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        self.assertEqual(read_output(out, 2), counted(EXAMPLES))
+        self.assertIn("txmr.reduce_output_records = ", result.stdout)
+        self.assertIn("map 3/3 done", result.stdout, "plain progress lines off a terminal")
+        self.assertRegex(result.stdout, r"finished in \d+\.\d+s")
+        self.assertEqual(processes_under(self.base), [])
+
+    def test_inline_same_output(self):
+        out = os.path.join(self.base, "out")
+        result = self.txmr("run", "--inline", "-i", EXAMPLES, "-o", out, "-r", "3")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(read_output(out, 3), counted(EXAMPLES))
+
+    def test_failing_job(self):
+        result = self.txmr("run", os.path.join(JOBS, "raises.py"), "-i", EXAMPLES, "-o",
+                           os.path.join(self.base, "out"), "-w", "1", "--max-attempts", "2")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("failed 2 times", result.stderr)
+        self.assertIn("ValueError: cannot map", result.stderr)
+        self.assertIn("Traceback", result.stderr)
+
+    def test_missing_input(self):
+        result = self.txmr("run", "-i", "/nonexistent/in", "-o", os.path.join(self.base, "o"))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("does not exist", result.stderr)
+
+    def test_ctrl_c_leaves_no_process(self):
+        corpus = os.path.join(self.base, "in")
+        write_corpus(corpus)
+        self.env["TXMR_SLOW_SECONDS"] = "60"
+        process = subprocess.Popen(
+            TXMR + ["run", os.path.join(JOBS, "slow.py"), "-i", corpus, "-o",
+                    os.path.join(self.base, "out"), "-w", "2"],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        wait_for(lambda: any(n.startswith("running-map") for n in os.listdir(self.base)), 60,
+                 "a map task to start")
+        self.assertGreaterEqual(len(processes_under(self.base)), 3)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 130)
+        self.assertIn(b"interrupted", err)
+        self.assertLess(time.monotonic() - started, 15)
+        self.assertEqual(processes_under(self.base), [])
+
+
+class StatusTests(unittest.TestCase):
+    def test_status_of_running_job(self):
+        cluster = Cluster(self, job="jobs/slow.py", maps=2)
+        write_corpus(cluster.input)
+        cluster.env["TXMR_SLOW_SECONDS"] = "30"
+        cluster.start_driver()
+        cluster.start_worker("w")
+        wait_for(lambda: cluster.scratch_files("running-map"), 60, "a map to start")
+        port = cluster.address.rsplit("port=", 1)[1]
+        result = subprocess.run(TXMR + ["status", f"127.0.0.1:{port}"], capture_output=True,
+                                text=True, timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("running", result.stdout)
+        self.assertIn("map    0/2 finished, 1 running, 1 ready, 0 blocked", result.stdout)
+        self.assertIn("workers: 1 live", result.stdout)

@@ -1,0 +1,227 @@
+"""
+The driver's HTTP side: the seed's curl session over a real socket (the
+same port as AMP), leases of HTTP workers, /api/job, /metrics, and the
+status page in headless Chromium.
+"""
+
+import json
+import os
+import shutil
+
+from twisted.internet import defer, reactor, task, utils
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
+from twisted.trial import unittest
+
+from txmr import scheduler as sched
+from txmr import tasks
+from txmr.driver import DriverConfig, makeService
+from tests.test_protocol import DriverFixture, write_input
+
+
+class _Body:
+    """
+    A request body for Agent.
+    """
+
+    def __init__(self, data):
+        from twisted.web.client import FileBodyProducer
+        import io
+
+        self.producer = FileBodyProducer(io.BytesIO(data))
+
+
+class HTTPFixture(DriverFixture):
+    def url(self, path):
+        return f"http://127.0.0.1:{self.driver.port.getHost().port}{path}".encode()
+
+    @defer.inlineCallbacks
+    def http(self, method, path, pid="4242", body=None):
+        headers = Headers({b"worker-pid": [pid.encode()]} if pid else {})
+        producer = _Body(body).producer if body is not None else None
+        response = yield Agent(reactor).request(method, self.url(path), headers, producer)
+        data = yield readBody(response)
+        return response.code, data
+
+
+class SeedAPITests(HTTPFixture, unittest.TestCase):
+    maps = 2
+    files = 3
+
+    @defer.inlineCallbacks
+    def test_seed_curl_session(self):
+        """
+        The seed's session: a worker asks for tasks, reads and posts their
+        status, until it is told the job is finished; the answers are the
+        seed's, field for field.
+        """
+        code, body = yield self.http(b"PUT", "/task", pid=None)
+        self.assertEqual(code, 400)
+        code, body = yield self.http(b"PUT", "/task")
+        self.assertEqual(code, 200)
+        first = json.loads(body)
+        self.assertEqual(first["type"], "mapper")
+        self.assertEqual((first["id"], first["status"], first["job_status"]), (0, 3, 1))
+        self.assertEqual(first["n_buckets"], 1)
+        self.assertEqual(first["o_path"], self.config.intermediate)
+        self.assertTrue(all(p.startswith(self.config.input) for p in first["i_path"]))
+        self.assertEqual(len(first["job_uuid"]), 32)
+        code, body = yield self.http(b"GET", "/task/mapper/0/status")
+        self.assertEqual((code, json.loads(body)), (200, {"status": 3}))
+        code, _ = yield self.http(b"GET", "/task/mapper/7/status")
+        self.assertEqual(code, 404)
+        code, _ = yield self.http(b"GET", "/task/sorter/0/status")
+        self.assertEqual(code, 404)
+        code, body = yield self.http(b"GET", "/task/reducer/0/status")
+        self.assertEqual(json.loads(body), {"status": 1})
+        code, _ = yield self.http(b"POST", "/task/mapper/0/status", body=b"{not json")
+        self.assertEqual(code, 400)
+        # Another worker cannot finish a task it does not hold.
+        code, _ = yield self.http(b"POST", "/task/mapper/0/status", pid="999",
+                                  body=b'{"status": 4}')
+        self.assertEqual(code, 400)
+        code, body = yield self.http(b"POST", "/task/mapper/0/status", body=b'{"status": 4}')
+        self.assertEqual((code, body), (200, b"Ok\n"))
+        code, _ = yield self.http(b"POST", "/task/mapper/0/status", body=b'{"status": 4}')
+        self.assertEqual(code, 400, "the task is no longer RUNNING")
+        code, body = yield self.http(b"PUT", "/task")
+        second = json.loads(body)
+        self.assertEqual((second["type"], second["id"]), ("mapper", 1))
+        # Nothing ready while the last map runs: try later.
+        code, body = yield self.http(b"PUT", "/task", pid="777")
+        self.assertEqual(set(json.loads(body)), {"job_uuid", "job_status"})
+        self.assertEqual(json.loads(body)["job_status"], 1)
+        yield self.http(b"POST", "/task/mapper/1/status", body=b'{"status": 4}')
+        code, body = yield self.http(b"PUT", "/task")
+        reducer = json.loads(body)
+        self.assertEqual((reducer["type"], reducer["id"], reducer["n_mappers"]), ("reducer", 0, 2))
+        self.assertEqual((reducer["i_path"], reducer["o_path"]),
+                         (self.config.intermediate, self.config.output))
+        yield self.http(b"POST", "/task/reducer/0/status", body=b'{"status": 4}')
+        code, body = yield self.http(b"PUT", "/task")
+        self.assertEqual(json.loads(body), {"job_uuid": first["job_uuid"], "job_status": 2})
+        for pid in ("777", "999"):
+            self.assertFalse(self.driver.done.called, f"worker-pid {pid} was not told yet")
+            code, body = yield self.http(b"PUT", "/task", pid=pid)
+            self.assertEqual(json.loads(body)["job_status"], 2)
+        code = yield self.driver.done
+        self.assertEqual(code, 0)
+
+    @defer.inlineCallbacks
+    def test_seed_worker_files_feed_txmr_reducers(self):
+        """
+        A seed worker writes its map output in place, as `word 1` lines; a
+        txmr reducer reads it.
+        """
+        for _ in range(2):
+            code, body = yield self.http(b"PUT", "/task")
+            t = json.loads(body)
+            with open(os.path.join(t["o_path"], f"mr-{t['id']}-0"), "w") as f:
+                for path in t["i_path"]:
+                    with open(path) as source:
+                        for line in source:
+                            f.writelines(f"{w.lower()} 1\n" for w in line.split())
+            yield self.http(b"POST", f"/task/mapper/{t['id']}/status", body=b'{"status": 4}')
+        attempt = self.driver.scheduler.assign(
+            self.driver.http_worker("reducer-pid"), self.driver.now())
+        spec = self.driver.spec(attempt)
+        tasks.run_task(self.job, spec)
+        self.driver.task_done(attempt.worker, "reduce", 0, attempt.id, {})
+        with open(os.path.join(self.config.output, "out-0")) as f:
+            out = dict(line.rstrip("\n").split("\t") for line in f)
+        self.assertEqual(out["the"], "6")
+        self.assertEqual(out["fox"], "3")
+
+    @defer.inlineCallbacks
+    def test_api_job_and_metrics(self):
+        client = yield self.connect()
+        yield self.http(b"PUT", "/task")
+        code, body = yield self.http(b"GET", "/api/job", pid=None)
+        job = json.loads(body)
+        self.assertEqual(job["state"], "running")
+        self.assertEqual(job["counts"]["map"]["running"], 1)
+        self.assertEqual(job["counts"]["reduce"]["blocked"], 1)
+        self.assertEqual({w["via"] for w in job["workers"]}, {"amp", "http"})
+        self.assertEqual(job["tasks"][0]["attempts"][0]["state"], "running")
+        code, body = yield self.http(b"GET", "/metrics", pid=None)
+        text = body.decode()
+        self.assertIn('txmr_tasks{kind="map",state="running"} 1.0', text)
+        self.assertIn('txmr_tasks{kind="reduce",state="blocked"} 1.0', text)
+        self.assertIn('txmr_workers{state="live"} 2.0', text)
+        self.assertIn("txmr_job_state 1.0", text)
+        code, body = yield self.http(b"GET", "/", pid=None)
+        self.assertIn(b"<title>txmr job</title>", body)
+        self.assertTrue(client.worker)
+
+
+class LeaseTests(unittest.TestCase):
+    def test_http_lease_runs_out(self):
+        base = self.mktemp()
+        write_input(os.path.join(base, "in"), 1)
+        clock = task.Clock()
+        driver = makeService(DriverConfig(
+            input=os.path.join(base, "in"), intermediate=os.path.join(base, "m"),
+            output=os.path.join(base, "o"), mappers=1, reducers=1, http_lease=60), clock)
+        driver.heartbeat.start(1, now=False)
+        self.addCleanup(driver.heartbeat.stop)
+        attempt = driver.http_assign("1")
+        for _ in range(30):
+            clock.advance(1)
+        driver.http_worker("1")  # a request renews the lease
+        for _ in range(59):
+            clock.advance(1)
+        self.assertEqual(attempt.task.state, sched.RUNNING)
+        clock.advance(2)
+        self.assertEqual(attempt.task.state, sched.READY)
+        self.assertEqual(attempt.state, "lost")
+        # The worker comes back: a new session, and its old task is not its own.
+        again = driver.http_assign("1")
+        self.assertEqual(again.task, attempt.task)
+        self.assertNotEqual(again.id, attempt.id)
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class StatusPageTests(HTTPFixture, unittest.TestCase):
+    maps = 3
+    files = 3
+
+    @defer.inlineCallbacks
+    def test_page_in_chromium(self):
+        """
+        Headless Chromium runs the page's script against a job in progress;
+        the DOM it ends with shows the job, the workers and the timeline.
+        """
+        browser = chromium()
+        if browser is None:
+            raise unittest.SkipTest("no Chromium installed (Debian: apt-get install chromium)")
+        client = yield self.connect()
+        from txmr import protocol
+
+        answer = yield client.callRemote(protocol.GetTask)
+        spec = answer["task"]
+        counters = tasks.run_task(self.job, spec)
+        yield client.callRemote(protocol.TaskDone, kind="map", index=spec["index"],
+                                attempt=spec["attempt"], counters=counters)
+        yield client.callRemote(protocol.GetTask)
+        profile = os.path.abspath(self.mktemp())
+        out, err, code = yield utils.getProcessOutputAndValue(browser, [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--virtual-time-budget=4000", "--dump-dom",
+            self.url("/").decode()], env=dict(os.environ))
+        dom = out.decode("utf-8", "replace")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"txmr job <span id=\"job\" class=\"muted\">txmr.examples.wordcount", dom)
+        self.assertIn('class="state running"', dom)
+        self.assertIn("1 / 3 done, 1 running", dom)
+        self.assertIn(f"<td>{client.worker}</td>", dom)
+        self.assertIn("<td>map 0</td><td>finished</td>", dom)
+        self.assertEqual(dom.count('class="attempt"'), 2, "two attempts on the timeline")
+        self.assertIn("txmr.map_input_records", dom)
