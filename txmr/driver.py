@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from txmr import protocol, tasks, web
+from txmr import worker as worker_module
 from txmr.job import JobError, load_job
 from txmr.scheduler import MAP, STATE_NAMES, Scheduler, SchedulingError
 
@@ -135,6 +136,10 @@ class DriverProtocol(amp.AMP):
     def __init__(self, driver):
         super().__init__()
         self.driver = driver
+
+    def connectionMade(self):
+        super().connectionMade()
+        worker_module._no_delay(self.transport)
 
     def _worker(self):
         if self.worker is None:

@@ -19,7 +19,8 @@ same L{Scheduler}, so the rules of the job's life cycle live in one place:
     elsewhere is blacklisted for the job (Hadoop's rule).
 """
 
-import statistics
+from bisect import insort
+from collections import deque
 from dataclasses import dataclass, field
 
 # Task states, with the seed's numbers: they are part of its HTTP API.
@@ -179,6 +180,13 @@ class Scheduler:
         self.skip_bad_records = skip_bad_records
         self.workers = {}
         self.attempts = {}
+        # What makes every step cheap with many tasks: READY tasks in hand-out
+        # order (a task may appear twice; only its state counts), running
+        # attempts, unfinished tasks, and each phase's sorted durations.
+        self._ready = deque(self.maps)
+        self._running = set()
+        self._unfinished = {MAP: len(self.maps), REDUCE: len(self.reduces)}
+        self._durations = {MAP: [], REDUCE: []}
         self._next_attempt = 1
         self.state = JOB_RUNNING
         self.failure = None
@@ -290,7 +298,9 @@ class Scheduler:
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
-        for task in self.maps + self.reduces:
+        ready = self._ready
+        while ready:
+            task = ready.popleft()
             if task.state == READY:
                 return self._start(task, worker, now, speculative=False)
         task = self._straggler(worker, now)
@@ -305,10 +315,22 @@ class Scheduler:
         task.attempts.append(attempt)
         task.state = RUNNING
         worker.attempts.add(attempt)
+        self._running.add(attempt)
         return attempt
 
+    def _make_ready(self, task, retry=False):
+        """
+        A task given back (its attempt failed or was lost) goes first: a
+        task that keeps failing then fails the job early, not last.
+        """
+        task.state = READY
+        if retry:
+            self._ready.appendleft(task)
+        else:
+            self._ready.append(task)
+
     def _phase(self):
-        return self.maps if any(t.state != FINISHED for t in self.maps) else self.reduces
+        return MAP if self._unfinished[MAP] else REDUCE
 
     def _straggler(self, worker, now):
         """
@@ -317,25 +339,23 @@ class Scheduler:
         has run more than twice the median of the phase's finished tasks,
         and at least C{speculate_after} seconds.
         """
-        if not self.speculation:
-            return None
         phase = self._phase()
-        if any(t.state in (READY, BLOCKED) for t in phase):
+        done = self._durations[phase]
+        if not self.speculation or not done:
             return None
-        done = [t.winner.duration(now) for t in phase if t.winner is not None]
-        if not done:
-            return None
-        threshold = max(SPECULATION_FACTOR * statistics.median(done), self.speculate_after)
+        # Nothing of the phase is READY here (assign hands those out first).
+        half = len(done) // 2
+        median = done[half] if len(done) % 2 else (done[half - 1] + done[half]) / 2
+        threshold = max(SPECULATION_FACTOR * median, self.speculate_after)
         candidates = []
-        for task in phase:
-            running = task.running_attempts()
-            if task.state == RUNNING and len(running) == 1:
-                only = running[0]
+        for only in self._running:
+            task = only.task
+            if task.kind == phase and len(task.running_attempts()) == 1:
                 if only.worker != worker.id and only.duration(now) > threshold:
-                    candidates.append((only.duration(now), task))
+                    candidates.append((only.duration(now), only.id, task))
         if not candidates:
             return None
-        return max(candidates, key=lambda c: c[0])[1]
+        return max(candidates)[2]
 
     # -- reports ------------------------------------------------------------
 
@@ -377,16 +397,18 @@ class Scheduler:
         self._end_attempt(attempt, "succeeded", now)
         task.winner = attempt
         task.state = FINISHED
+        self._unfinished[kind] -= 1
+        insort(self._durations[kind], attempt.duration(now))
         task.counters = counters or {}
         self.workers[worker_id].succeeded += 1
         killed = task.running_attempts()
         for other in killed:
             self._end_attempt(other, "killed", now)
         self._blame_failed_workers(task)
-        if task.kind == MAP and all(t.state == FINISHED for t in self.maps):
+        if task.kind == MAP and not self._unfinished[MAP]:
             for reduce in self.reduces:
-                reduce.state = READY
-        if all(t.state == FINISHED for t in self.reduces):
+                self._make_ready(reduce)
+        if not self._unfinished[REDUCE]:
             self.state = JOB_FINISHED
         return killed
 
@@ -413,10 +435,8 @@ class Scheduler:
         """
         if self.task_timeout is None or self.over:
             return []
-        late = [
-            a for a in self.attempts.values()
-            if a.running and now - a.started > self.task_timeout
-        ]
+        late = [a for a in self._running if now - a.started > self.task_timeout]
+        late.sort(key=lambda a: a.id)
         for attempt in late:
             attempt.error = f"timed out after {self.task_timeout:g} seconds"
             self._end_attempt(attempt, "timed-out", now)
@@ -441,19 +461,19 @@ class Scheduler:
         if task.failures >= self.max_attempts:
             self.state = JOB_FAILED
             self.failure = (task, error)
-            for attempt in self.attempts.values():
-                if attempt.running:
-                    self._end_attempt(attempt, "killed", now)
+            for attempt in list(self._running):
+                self._end_attempt(attempt, "killed", now)
 
     def _end_attempt(self, attempt, state, now):
         attempt.state = state
         attempt.finished = max(now, attempt.started)
+        self._running.discard(attempt)
         worker = self.workers.get(attempt.worker)
         if worker is not None:
             worker.attempts.discard(attempt)
         task = attempt.task
         if task.state == RUNNING and not task.running_attempts():
-            task.state = READY
+            self._make_ready(task, retry=True)
 
     def _blame_failed_workers(self, task):
         """

@@ -61,6 +61,7 @@ class WorkerProtocol(amp.AMP, policies.TimeoutMixin):
 
     def connectionMade(self):
         super().connectionMade()
+        _no_delay(self.transport)
         self.worker.connected()
 
     def dataReceived(self, data):
@@ -192,10 +193,17 @@ class Worker(service.Service):
         proto.setTimeout(max(heartbeat * SILENCE_PERIODS, 5.0))
         log.info("joined the driver at {address} as worker {worker} (job {job})",
                  address=self.address, worker=hello["worker"], job=hello["job"])
+        report = None
         while not self.finished:
             # The driver holds the question up to its poll time; it pings
-            # meanwhile, so a generous timeout loses nothing.
-            answer = yield self._call(proto, protocol.GetTask, 300)
+            # meanwhile, so a generous timeout loses nothing.  The question
+            # follows the last report at once, without waiting for its
+            # answer: the driver handles both in order, a round trip less.
+            ask = self._call(proto, protocol.GetTask, 300)
+            if report is not None:
+                yield report
+                report = None
+            answer = yield ask
             action = answer["action"]
             if action == "done":
                 self.job_over(bool((answer["task"] or {}).get("ok")), "the driver says the job is over")
@@ -204,10 +212,18 @@ class Worker(service.Service):
                 if answer["retry"] > 0:
                     yield ttask.deferLater(self.reactor, answer["retry"], lambda: None)
                 continue
-            yield self._attempt(proto, answer["task"])
+            (report,) = yield self._attempt(proto, answer["task"])
 
     @defer.inlineCallbacks
     def _attempt(self, proto, spec):
+        """
+        Run an attempt in a thread, then send its report.
+
+        @return: a one-item list of a L{Deferred} of the report's answer,
+            which never fails: refusals are logged, and a lost connection
+            shows at the next question.  (A list, because inlineCallbacks
+            would wait for a Deferred returned as it is.)
+        """
         cancel = threading.Event()
         self.current = (spec["attempt"], cancel)
         try:
@@ -217,24 +233,33 @@ class Worker(service.Service):
         where = dict(kind=spec["kind"], index=spec["index"], attempt=spec["attempt"])
         if outcome[0] == "cancelled":
             log.info("{kind} task {index} attempt {attempt} cancelled", **where)
-            return
-        try:
-            if outcome[0] == "ok":
-                yield self._call(proto, protocol.TaskDone, 60, counters=outcome[1], **where)
-            else:
-                _, message, trace, record = outcome
-                log.warn("{kind} task {index} attempt {attempt} failed: {message}",
-                         message=message, **where)
-                yield self._call(proto, protocol.TaskFailed, 60, error=message,
-                                 traceback=trace, record=record, **where)
-        except (protocol.StaleReport, protocol.UnknownTask, protocol.UnknownWorker) as e:
+            return [None]
+        if outcome[0] == "ok":
+            _, counters, secs = outcome
+            log.info("{kind} task {index} attempt {attempt} ran in {secs:.3f}s", secs=secs,
+                     **where)
+            report = self._call(proto, protocol.TaskDone, 60, counters=counters, **where)
+        else:
+            _, message, trace, record = outcome
+            log.warn("{kind} task {index} attempt {attempt} failed: {message}",
+                     message=message, **where)
+            report = self._call(proto, protocol.TaskFailed, 60, error=message,
+                                traceback=trace, record=record, **where)
+
+        def refused(failure):
+            failure.trap(protocol.StaleReport, protocol.UnknownTask, protocol.UnknownWorker)
             log.info("the driver refused the report of {kind} task {index} attempt {attempt}: "
-                     "{why}", why=e, **where)
+                     "{why}", why=failure.value, **where)
+
+        report.addErrback(refused)
+        report.addErrback(lambda failure: None)
+        return [report]
 
     def _execute(self, spec, cancel):
         """
-        Run an attempt; in a worker thread.  Returns C{("ok", counters)},
-        C{("cancelled",)} or C{("failed", message, traceback, record)}.
+        Run an attempt; in a worker thread.  Returns C{("ok", counters,
+        seconds)}, C{("cancelled",)} or C{("failed", message, traceback,
+        record)}.
         """
         try:
             job = self.jobs.get(spec["job"])
@@ -242,10 +267,7 @@ class Worker(service.Service):
                 job = self.jobs[spec["job"]] = load_job(spec["job"])
             started = time.perf_counter()
             counters = tasks.run_task(job, spec, cancel)
-            log.info("{kind} task {index} attempt {attempt} ran in {secs:.3f}s",
-                     kind=spec["kind"], index=spec["index"], attempt=spec["attempt"],
-                     secs=time.perf_counter() - started)
-            return ("ok", counters)
+            return ("ok", counters, time.perf_counter() - started)
         except tasks.TaskCancelled:
             return ("cancelled",)
         except tasks.RecordError as e:
@@ -282,6 +304,18 @@ class Worker(service.Service):
             self.done.callback(code)
             if self.on_exit is not None:
                 self.on_exit(code, message)
+
+
+def _no_delay(transport):
+    """
+    AMP is request and answer: send small boxes at once (TCP only).
+    """
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:
+            pass
 
 
 def _one_line(e):
