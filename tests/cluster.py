@@ -7,6 +7,7 @@ moment each process exits, whether the output was already complete: no
 process may exit before the job's output is whole.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -87,7 +88,15 @@ class Cluster:
         if listen:
             args += ["--listen", "tcp:0:interface=127.0.0.1",
                      "--port-file", os.path.join(self.base, "address")]
+        args += ["--summary-file", os.path.join(self.base, "summary.json")]
         return args + list(extra)
+
+    def summary(self):
+        """
+        The driver's final state of the job (written when the job ends).
+        """
+        with open(os.path.join(self.base, "summary.json")) as f:
+            return json.load(f)
 
     def start_driver(self, *extra):
         process = self._spawn("driver", self.driver_args(*extra))

@@ -22,7 +22,6 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from txmr import protocol, tasks, web
-from txmr import worker as worker_module
 from txmr.job import JobError, load_job
 from txmr.scheduler import MAP, STATE_NAMES, Scheduler, SchedulingError
 
@@ -139,7 +138,7 @@ class DriverProtocol(amp.AMP):
 
     def connectionMade(self):
         super().connectionMade()
-        worker_module._no_delay(self.transport)
+        protocol.no_delay(self.transport)
 
     def _worker(self):
         if self.worker is None:
@@ -325,9 +324,12 @@ class Driver(service.Service):
         if attempt is None:
             return None
         spec = self.spec(attempt)
-        log.info("{kind} task {index} attempt {attempt}{backup} to worker {worker}",
-                 kind=attempt.task.kind, index=attempt.task.index, attempt=attempt.id,
-                 backup=" (backup)" if attempt.speculative else "", worker=worker)
+        if len(attempt.task.attempts) > 1:
+            # First attempts are logged when they finish: a log line costs
+            # the driver as much as the hand-out itself.
+            log.info("{kind} task {index} attempt {attempt}{backup} to worker {worker}",
+                     kind=attempt.task.kind, index=attempt.task.index, attempt=attempt.id,
+                     backup=" (backup)" if attempt.speculative else " (retry)", worker=worker)
         return {"action": "run", "retry": 0.0, "task": spec}
 
     def _poll_expired(self, worker):
@@ -395,7 +397,7 @@ class Driver(service.Service):
             return
         killed = self.scheduler.succeed(worker, task.kind, task.index, attempt.id, self.now(),
                                         counters)
-        log.info("{kind} task {index} finished (attempt {attempt} on worker {worker}, {secs:.2f}s)",
+        log.info("{kind} task {index} attempt {attempt} finished on worker {worker} in {secs:.2f}s",
                  kind=task.kind, index=task.index, attempt=attempt.id, worker=worker,
                  secs=attempt.duration(self.now()))
         for loser in killed:

@@ -24,6 +24,19 @@ PROTOCOL_VERSION = 1
 _CHUNK = 60_000
 
 
+def no_delay(transport):
+    """
+    Commands and answers are small boxes that a peer waits for: send them
+    at once (TCP_NODELAY), where the transport is TCP.
+    """
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:
+            pass
+
+
 class BigUnicode(amp.Argument):
     """
     Text of any size, sent as the keys C{name}, C{name.1}, C{name.2}...

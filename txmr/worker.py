@@ -14,7 +14,6 @@ import random
 import re
 import socket
 import threading
-import time
 import traceback
 
 from twisted.application import service
@@ -61,7 +60,7 @@ class WorkerProtocol(amp.AMP, policies.TimeoutMixin):
 
     def connectionMade(self):
         super().connectionMade()
-        _no_delay(self.transport)
+        protocol.no_delay(self.transport)
         self.worker.connected()
 
     def dataReceived(self, data):
@@ -235,9 +234,7 @@ class Worker(service.Service):
             log.info("{kind} task {index} attempt {attempt} cancelled", **where)
             return [None]
         if outcome[0] == "ok":
-            _, counters, secs = outcome
-            log.info("{kind} task {index} attempt {attempt} ran in {secs:.3f}s", secs=secs,
-                     **where)
+            counters = outcome[1]
             report = self._call(proto, protocol.TaskDone, 60, counters=counters, **where)
         else:
             _, message, trace, record = outcome
@@ -257,17 +254,14 @@ class Worker(service.Service):
 
     def _execute(self, spec, cancel):
         """
-        Run an attempt; in a worker thread.  Returns C{("ok", counters,
-        seconds)}, C{("cancelled",)} or C{("failed", message, traceback,
-        record)}.
+        Run an attempt; in a worker thread.  Returns C{("ok", counters)},
+        C{("cancelled",)} or C{("failed", message, traceback, record)}.
         """
         try:
             job = self.jobs.get(spec["job"])
             if job is None:
                 job = self.jobs[spec["job"]] = load_job(spec["job"])
-            started = time.perf_counter()
-            counters = tasks.run_task(job, spec, cancel)
-            return ("ok", counters, time.perf_counter() - started)
+            return ("ok", tasks.run_task(job, spec, cancel))
         except tasks.TaskCancelled:
             return ("cancelled",)
         except tasks.RecordError as e:
@@ -304,18 +298,6 @@ class Worker(service.Service):
             self.done.callback(code)
             if self.on_exit is not None:
                 self.on_exit(code, message)
-
-
-def _no_delay(transport):
-    """
-    AMP is request and answer: send small boxes at once (TCP only).
-    """
-    set_no_delay = getattr(transport, "setTcpNoDelay", None)
-    if set_no_delay is not None:
-        try:
-            set_no_delay(True)
-        except OSError:
-            pass
 
 
 def _one_line(e):
