@@ -33,7 +33,7 @@ def start_driver(work, *args):
     driver = subprocess.Popen(TWISTD + [
         "--pidfile=", "-n", "txmr-driver", "--input", os.path.join(work, "in"),
         "--intermediate", os.path.join(work, "mid"), "--output", os.path.join(work, "out"),
-        "--listen", "tcp:0:interface=127.0.0.1", "--port-file", os.path.join(work, "address"),
+        "--listen", f"unix:{work}/driver.sock", "--port-file", os.path.join(work, "address"),
         "--summary-file", os.path.join(work, "summary.json")] + list(args),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     while not os.path.exists(os.path.join(work, "address")):

@@ -27,6 +27,11 @@ from txmr.scheduler import MAP, STATE_NAMES, Scheduler, SchedulingError
 
 log = Logger()
 
+# Tasks that finish faster are not logged one by one (a log line costs the
+# driver as much as handing out a task); a progress line each heartbeat
+# sums them up.
+LOG_TASKS_LONGER = 1.0
+
 # Files of an earlier run of a job, removed when a new one starts.
 _STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?)$")
 
@@ -160,8 +165,8 @@ class DriverProtocol(amp.AMP):
         }
 
     @protocol.GetTask.responder
-    def get_task(self):
-        return self.driver.get_task(self._worker())
+    def get_task(self, wait=None):
+        return self.driver.get_task(self._worker(), wait is not False)
 
     @protocol.TaskDone.responder
     def task_done(self, kind, index, attempt, counters):
@@ -211,6 +216,7 @@ class Driver(service.Service):
         self._http_all_told = None
         self._ids = 0
         self._finishing = False
+        self._last_progress = None
         self.heartbeat = ttask.LoopingCall(self.tick)
         self.heartbeat.clock = reactor
 
@@ -276,7 +282,8 @@ class Driver(service.Service):
     def register(self, proto, info):
         self._ids += 1
         worker = f"w{self._ids}"
-        self.scheduler.register(worker, self.now(), info)
+        # Two slots: a worker may ask for its next task while it runs one.
+        self.scheduler.register(worker, self.now(), info, slots=2)
         self.connections[worker] = proto
         log.info("worker {worker} joined from {host} (pid {pid})", worker=worker, **info)
         return worker
@@ -303,7 +310,7 @@ class Driver(service.Service):
 
     # -- handing out tasks -----------------------------------------------------
 
-    def get_task(self, worker):
+    def get_task(self, worker, wait=True):
         """
         The answer to a worker's L{GetTask}, or a L{Deferred} of it: a long
         poll answered when a task is ready or C{poll} seconds have passed.
@@ -311,6 +318,8 @@ class Driver(service.Service):
         answer = self._answer(worker)
         if answer is not None:
             return answer
+        if not wait:
+            return {"action": "wait", "retry": 0.0, "task": None}
         self._drop_waiter(worker)
         d = defer.Deferred()
         call = self.reactor.callLater(self.config.poll, self._poll_expired, worker)
@@ -397,9 +406,11 @@ class Driver(service.Service):
             return
         killed = self.scheduler.succeed(worker, task.kind, task.index, attempt.id, self.now(),
                                         counters)
-        log.info("{kind} task {index} attempt {attempt} finished on worker {worker} in {secs:.2f}s",
-                 kind=task.kind, index=task.index, attempt=attempt.id, worker=worker,
-                 secs=attempt.duration(self.now()))
+        secs = attempt.duration(self.now())
+        if secs >= LOG_TASKS_LONGER or len(task.attempts) > 1:
+            log.info("{kind} task {index} attempt {attempt} finished on worker {worker} in "
+                     "{secs:.2f}s", kind=task.kind, index=task.index, attempt=attempt.id,
+                     worker=worker, secs=secs)
         for loser in killed:
             self.cancel(loser)
         self.changed()
@@ -528,7 +539,17 @@ class Driver(service.Service):
                      kind=attempt.task.kind, index=attempt.task.index, attempt=attempt.id,
                      worker=attempt.worker)
             self.cancel(attempt)
+        self._log_progress()
         self.changed()
+
+    def _log_progress(self):
+        counts = self.scheduler.counts()
+        progress = ", ".join(
+            f"{kind} {c['finished']}/{sum(c.values())} finished, {c['running']} running"
+            for kind, c in counts.items())
+        if progress != self._last_progress:
+            self._last_progress = progress
+            log.info("progress: {progress}", progress=progress)
 
     def _ping(self, worker, proto, sent):
         proto.pinging = True

@@ -116,9 +116,11 @@ class GetTask(amp.Command):
       - C{run}: run the attempt described by C{task};
       - C{wait}: nothing yet, ask again (after C{retry} seconds at most);
       - C{done}: the job is over; C{task} is then C{{"ok": bool}}.
+    With C{wait} false, the driver answers at once (C{wait} if nothing is
+    ready): a worker asks so for its next task while it runs one.
     """
 
-    arguments = []
+    arguments = [(b"wait", amp.Boolean(optional=True))]
     response = [
         (b"action", amp.Unicode()),
         (b"retry", amp.Float()),

@@ -32,6 +32,10 @@ log = Logger()
 # connection and reconnect.
 SILENCE_PERIODS = 10
 
+# An attempt shorter than this (seconds) makes the worker ask for its next
+# task while it runs the one after.
+QUICK_TASK = 0.05
+
 
 def client_endpoint_string(address):
     """
@@ -108,6 +112,7 @@ class Worker(service.Service):
         self.on_exit = on_exit
         self.jobs = {}
         self.current = None
+        self.cancelled = set()
         self.finished = False
         self.protocol = None
         self.unreachable_since = None
@@ -193,16 +198,21 @@ class Worker(service.Service):
         log.info("joined the driver at {address} as worker {worker} (job {job})",
                  address=self.address, worker=hello["worker"], job=hello["job"])
         report = None
+        queued = None
+        quick = False
         while not self.finished:
-            # The driver holds the question up to its poll time; it pings
-            # meanwhile, so a generous timeout loses nothing.  The question
-            # follows the last report at once, without waiting for its
-            # answer: the driver handles both in order, a round trip less.
-            ask = self._call(proto, protocol.GetTask, 300)
-            if report is not None:
-                yield report
-                report = None
-            answer = yield ask
+            if queued is not None:
+                answer, queued = queued, None
+            else:
+                # The driver holds the question up to its poll time; it pings
+                # meanwhile, so a generous timeout loses nothing.  The
+                # question follows the last report at once, without waiting
+                # for its answer: the driver handles both in order.
+                ask = self._call(proto, protocol.GetTask, 300, wait=True)
+                if report is not None:
+                    yield report
+                    report = None
+                answer = yield ask
             action = answer["action"]
             if action == "done":
                 self.job_over(bool((answer["task"] or {}).get("ok")), "the driver says the job is over")
@@ -211,7 +221,23 @@ class Worker(service.Service):
                 if answer["retry"] > 0:
                     yield ttask.deferLater(self.reactor, answer["retry"], lambda: None)
                 continue
-            (report,) = yield self._attempt(proto, answer["task"])
+            spec = answer["task"]
+            if spec["attempt"] in self.cancelled:
+                continue
+            # After a quick task, ask for the next one while this one runs,
+            # so that tiny tasks do not wait for a round trip each.  (After
+            # a long one, do not: the next task would wait behind this one
+            # instead of going to an idle worker.)
+            prefetch = None
+            if quick:
+                prefetch = self._call(proto, protocol.GetTask, 300, wait=False)
+            started = self.reactor.seconds()
+            (report,) = yield self._attempt(proto, spec)
+            quick = self.reactor.seconds() - started < QUICK_TASK
+            if prefetch is not None:
+                queued = yield prefetch
+                if queued["action"] == "wait":
+                    queued = None
 
     @defer.inlineCallbacks
     def _attempt(self, proto, spec):
@@ -277,6 +303,7 @@ class Worker(service.Service):
             self.current[1].set()
 
     def cancel(self, attempt):
+        self.cancelled.add(attempt)
         if self.current is not None and self.current[0] == attempt:
             log.info("the driver cancelled attempt {attempt}", attempt=attempt)
             self.current[1].set()
