@@ -21,10 +21,10 @@ import sys
 import tempfile
 import time
 
+from txmr.cli import twistd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-BIN = os.path.dirname(sys.executable)
-TWISTD = [os.path.join(BIN, "twistd")] if os.path.exists(os.path.join(BIN, "twistd")) else [
-    sys.executable, "-m", "twisted.scripts.twistd"]
+TWISTD = twistd()
 
 
 def start_driver(work, *args):

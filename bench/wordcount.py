@@ -13,6 +13,8 @@ process (from wait4's rusage, so nothing is sampled).
 """
 
 import argparse
+import heapq
+import itertools
 import os
 import shutil
 import subprocess
@@ -20,14 +22,10 @@ import sys
 import tempfile
 import time
 
+from txmr.cli import twistd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-BIN = os.path.dirname(sys.executable)
-
-
-def twistd():
-    path = os.path.join(BIN, "twistd")
-    return [path] if os.path.exists(path) else [sys.executable, "-m", "twisted.scripts.twistd"]
 
 
 def spawn(args, log, **kwargs):
@@ -93,13 +91,24 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
 
 
 def same_output(reference, out_dir):
-    with open(reference, "rb") as f:
-        expected = sorted(f.read().splitlines())
-    got = []
-    for name in sorted(os.listdir(out_dir)):
-        with open(os.path.join(out_dir, name), "rb") as f:
-            got.extend(f.read().splitlines())
-    return sorted(got) == expected
+    """
+    Compare line by line, streaming: each file is sorted, so a merge of
+    txmr's files must equal the reference.  (Reading them whole would grow
+    this process, and every process it starts afterwards begins as a copy
+    of it, which would show in their peak RSS.)
+    """
+    names = sorted(os.listdir(out_dir))
+    files = [open(os.path.join(out_dir, n), "rb") for n in names]
+    try:
+        with open(reference, "rb") as ref:
+            merged = heapq.merge(*files, key=lambda line: line.split(b"\t", 1)[0])
+            for expected, got in itertools.zip_longest(ref, merged):
+                if expected != got:
+                    return False
+        return True
+    finally:
+        for f in files:
+            f.close()
 
 
 def row(name, secs, base, rss):

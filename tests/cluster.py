@@ -11,18 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
+from txmr.cli import twistd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(HERE, "jobs")
-BIN = os.path.dirname(sys.executable)
-
-
-def twistd():
-    path = os.path.join(BIN, "twistd")
-    return [path] if os.path.exists(path) else [sys.executable, "-m", "twisted.scripts.twistd"]
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
@@ -113,6 +108,16 @@ class Cluster:
         name = name or f"worker-{len(self.processes)}"
         return self._spawn(name, ["txmr-worker", "--driver", address or self.address,
                                   "--give-up", "30", *extra])
+
+    def start_busy_worker(self, name):
+        """
+        Start a worker and wait until it runs a map task of a job that
+        marks its maps (jobs/slow.py).
+        """
+        process = self.start_worker(name)
+        wait_for(lambda: f"running-map-{process.pid}" in self.scratch_files(), 60,
+                 f"a map task on {name}")
+        return process
 
     def kill(self, name, sig=signal.SIGKILL):
         self.killed.add(name)

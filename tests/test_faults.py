@@ -175,9 +175,7 @@ class SlownessTests(unittest.TestCase):
         write_corpus(cluster.input)
         cluster.env["TXMR_SLOW_SECONDS"] = "4"
         cluster.start_driver()
-        frozen = cluster.start_worker("frozen")
-        wait_for(lambda: f"running-map-{frozen.pid}" in cluster.scratch_files(), 60,
-                 "a map on the worker to freeze")
+        frozen = cluster.start_busy_worker("frozen")
         cluster.kill("frozen", signal.SIGSTOP)
         other = cluster.start_worker("other")
         wait_for(lambda: "silent for more than" in cluster.log(), 30, "the driver to give up")

@@ -11,8 +11,8 @@ import subprocess
 
 from twisted.trial import unittest
 
-from tests.cluster import JOBS, Cluster, twistd, wait_for
-from tests.oracle import read_output, reference
+from tests.cluster import JOBS, Cluster, twistd
+from tests.oracle import read_output
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "examples", "input")
@@ -90,9 +90,7 @@ class WholeJobTests(unittest.TestCase):
         write_corpus(cluster.input)
         cluster.env["TXMR_SLOW_SECONDS"] = "2"
         cluster.start_driver()
-        victim = cluster.start_worker("victim")
-        marker = f"running-map-{victim.pid}"
-        wait_for(lambda: marker in cluster.scratch_files(), 60, "a map task on the victim")
+        cluster.start_busy_worker("victim")
         cluster.kill("victim")
         cluster.start_worker("survivor")
         self.assertEqual(cluster.wait(), 0, cluster.log())
@@ -108,9 +106,7 @@ class WholeJobTests(unittest.TestCase):
         write_corpus(cluster.input)
         cluster.env["TXMR_SLOW_SECONDS"] = "2"
         cluster.start_driver()
-        frozen = cluster.start_worker("frozen")
-        wait_for(lambda: f"running-map-{frozen.pid}" in cluster.scratch_files(), 60,
-                 "a map task on the worker to freeze")
+        frozen = cluster.start_busy_worker("frozen")
         cluster.kill("frozen", signal.SIGSTOP)
         cluster.start_worker("thawed")
         self.assertEqual(cluster.wait(), 0, cluster.log())

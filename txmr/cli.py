@@ -27,6 +27,9 @@ BIN = os.path.dirname(sys.executable)
 
 
 def twistd():
+    """
+    The command that runs twistd of this Python environment.
+    """
     path = os.path.join(BIN, "twistd")
     return [path] if os.path.exists(path) else [sys.executable, "-m", "twisted.scripts.twistd"]
 

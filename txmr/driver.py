@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from twisted.application import service
-from twisted.internet import defer, endpoints, error, task as ttask
+from twisted.internet import defer, endpoints, task as ttask
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols import amp
