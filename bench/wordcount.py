@@ -90,6 +90,33 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
     return elapsed, driver_rss, worker_rss
 
 
+REDUCE_ALONE = """
+import sys
+from txmr import tasks
+from txmr.job import load_job
+intermediate, output, n_map, memory = sys.argv[1:]
+job = load_job("txmr.examples.wordcount")
+tasks.run_task(job, {"kind": "reduce", "index": 0, "attempt": 0, "job": job.name,
+                     "intermediate": intermediate, "output": output, "n_map": int(n_map),
+                     "memory": int(memory) << 20})
+"""
+
+
+def reduce_alone(work, maps, memory):
+    """
+    Run reduce task 0 of a finished job again, alone in a new process: its
+    peak RSS is the reduce side's, apart from the map tasks a worker also ran.
+    """
+    out = os.path.join(work, "reduce-alone")
+    os.makedirs(out)
+    process = spawn([sys.executable, "-c", REDUCE_ALONE, os.path.join(work, "mid"), out,
+                     str(maps), str(memory or 256)], subprocess.DEVNULL)
+    code, rss = reap(process)
+    if code:
+        raise SystemExit("the reduce task run alone failed")
+    return rss
+
+
 def same_output(reference, out_dir):
     """
     Compare line by line, streaming: each file is sorted, so a merge of
@@ -124,10 +151,12 @@ def bench(shared, corpus, work, label, maps, reduces, workers, memory=None, refe
     ref_out, ref_secs = reference
     secs, driver_rss, worker_rss = run_txmr(corpus, os.path.join(work, label), maps, reduces,
                                             workers, memory)
+    reduce_rss = reduce_alone(os.path.join(work, label), maps, memory)
     ok = same_output(ref_out, os.path.join(work, label, "out"))
     row(f"{label}: txmr, {workers} workers, -m {maps} -r {reduces}"
         + (f" --memory {memory}" if memory else ""), secs, ref_secs,
-        f"driver {driver_rss:.0f} MiB, workers {', '.join(f'{r:.0f}' for r in worker_rss)} MiB")
+        f"driver {driver_rss:.0f} MiB, workers {', '.join(f'{r:.0f}' for r in worker_rss)} MiB;"
+        f" a reduce task alone {reduce_rss:.0f} MiB")
     if not ok:
         raise SystemExit(f"{label}: txmr's output differs from the reference")
     return reference

@@ -126,10 +126,10 @@ class Worker(service.Service):
         factory = Factory.forProtocol(lambda: WorkerProtocol(self))
         self.client = ClientService(
             endpoint, factory,
-            # Back off from 0.1 s to 5 s, with a little jitter (the default
+            # Back off from 0.05 s to 5 s, with a little jitter (the default
             # jitter adds up to a whole second to every try).
-            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=5.0,
-                                      jitter=lambda: random.uniform(0, 0.1)),
+            retryPolicy=backoffPolicy(initialDelay=0.05, maxDelay=5.0,
+                                      jitter=lambda: random.uniform(0, 0.05)),
             clock=self.reactor,
         )
         self.client.startService()
