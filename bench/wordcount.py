@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+from txmr import tasks
 from txmr.cli import twistd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -110,7 +111,7 @@ def reduce_alone(work, maps, memory):
     out = os.path.join(work, "reduce-alone")
     os.makedirs(out)
     process = spawn([sys.executable, "-c", REDUCE_ALONE, os.path.join(work, "mid"), out,
-                     str(maps), str(memory or 256)], subprocess.DEVNULL)
+                     str(maps), str(memory or tasks.DEFAULT_MEMORY >> 20)], subprocess.DEVNULL)
     code, rss = reap(process)
     if code:
         raise SystemExit("the reduce task run alone failed")

@@ -116,6 +116,25 @@ class WholeJobTests(unittest.TestCase):
         frozen.send_signal(signal.SIGCONT)
 
 
+class SecretTests(unittest.TestCase):
+    def test_workers_need_the_secret(self):
+        cluster = Cluster(self)
+        write_corpus(cluster.input, files=2)
+        secret = os.path.join(cluster.base, "secret")
+        with open(secret, "w") as f:
+            f.write("correct horse battery staple\n")
+        wrong = os.path.join(cluster.base, "wrong")
+        with open(wrong, "w") as f:
+            f.write("guess\n")
+        cluster.start_driver("--secret-file", secret)
+        intruder = cluster.start_worker("intruder", None, "--secret-file", wrong)
+        self.assertEqual(intruder.wait(30), 1)
+        self.assertIn("refused this worker", cluster.log("intruder"))
+        cluster.start_worker("w", None, "--secret-file", secret)
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+
+
 class BadInputTests(unittest.TestCase):
     """
     Bad input gets a one-line error and a non-zero exit, before anything runs.

@@ -225,3 +225,43 @@ class StatusPageTests(HTTPFixture, unittest.TestCase):
         self.assertIn("<td>map 0</td><td>finished</td>", dom)
         self.assertEqual(dom.count('class="attempt"'), 2, "two attempts on the timeline")
         self.assertIn("txmr.map_input_records", dom)
+
+
+class SecretTests(HTTPFixture, unittest.TestCase):
+    """
+    A driver with a secret opens to no worker and no HTTP client without it.
+    """
+
+    maps = 1
+    files = 1
+
+    def setUp(self):
+        DriverFixture.setUp(self)
+        self.driver.config.secret = "s3cret"
+
+    @defer.inlineCallbacks
+    def test_amp_hello_needs_the_secret(self):
+        from txmr import protocol
+
+        client = yield self.connect(hello=False)
+        yield self.assertFailure(
+            client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION, host="h",
+                              pid=1), protocol.Unauthorized)
+        yield self.assertFailure(
+            client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION, host="h",
+                              pid=1, secret="guess"), protocol.Unauthorized)
+        answer = yield client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION,
+                                         host="h", pid=1, secret="s3cret")
+        self.assertIn(answer["worker"], self.driver.scheduler.workers)
+
+    @defer.inlineCallbacks
+    def test_http_needs_the_secret(self):
+        for path in ("/task", "/api/job", "/metrics", "/"):
+            code, _ = yield self.http(b"PUT" if path == "/task" else b"GET", path)
+            self.assertEqual(code, 401, path)
+        code, _ = yield self.http(b"GET", "/api/job?token=s3cret")
+        self.assertEqual(code, 200)
+        headers = Headers({b"worker-pid": [b"1"], b"authorization": [b"Bearer s3cret"]})
+        response = yield Agent(reactor).request(b"PUT", self.url("/task"), headers)
+        body = yield readBody(response)
+        self.assertEqual(json.loads(body)["type"], "mapper")

@@ -274,7 +274,7 @@ def parser():
     r.add_argument("-r", "--reducers", type=int, default=2)
     r.add_argument("--intermediate", help="default: a temporary directory")
     r.add_argument("--inline", action="store_true", help="one process, no network")
-    r.add_argument("--memory", type=int, default=256, help="reduce memory budget, MB")
+    r.add_argument("--memory", type=int, default=128, help="reduce memory budget, MB")
     r.add_argument("--max-attempts", type=int, default=4)
     r.add_argument("--task-timeout", type=float)
     r.add_argument("--no-speculation", action="store_true")

@@ -8,6 +8,7 @@ pings every worker from a C{LoopingCall} and gives up on the silent ones,
 commits winning attempts by renaming their files, and ends the job.
 """
 
+import hmac
 import json
 import os
 import re
@@ -68,6 +69,7 @@ class DriverConfig:
     http: str | None = None
     http_lease: float = 60.0
     summary_file: str | None = None
+    secret: str | None = None
 
 
 def prepare(config):
@@ -151,7 +153,11 @@ class DriverProtocol(amp.AMP):
         return self.worker
 
     @protocol.Hello.responder
-    def hello(self, version, host, pid):
+    def hello(self, version, host, pid, secret=None):
+        if not self.driver.authorized(secret):
+            log.warn("refused a worker from {host} (pid {pid}): wrong or missing secret",
+                     host=host, pid=pid)
+            raise protocol.Unauthorized("the driver needs its secret (--secret-file)")
         if version != protocol.PROTOCOL_VERSION:
             raise protocol.VersionMismatch(
                 f"driver speaks version {protocol.PROTOCOL_VERSION}, not {version}"
@@ -217,7 +223,7 @@ class Driver(service.Service):
         self._ids = 0
         self._finishing = False
         self._last_progress = None
-        self.heartbeat = ttask.LoopingCall(self.tick)
+        self.heartbeat = ttask.LoopingCall(self._tick_safely)
         self.heartbeat.clock = reactor
 
     # -- service -------------------------------------------------------------
@@ -275,6 +281,15 @@ class Driver(service.Service):
         return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
 
     # -- workers -------------------------------------------------------------
+
+    def authorized(self, secret):
+        """
+        Whether C{secret} opens this driver: anything does when it has none.
+        """
+        if not self.config.secret:
+            return True
+        return secret is not None and hmac.compare_digest(
+            secret.encode("utf-8"), self.config.secret.encode("utf-8"))
 
     def now(self):
         return self.reactor.seconds()
@@ -522,6 +537,14 @@ class Driver(service.Service):
         return self._http_all_told
 
     # -- heartbeats ----------------------------------------------------------
+
+    def _tick_safely(self):
+        # An exception would stop the LoopingCall, and with it every
+        # heartbeat of the job: log it and tick again next time.
+        try:
+            self.tick()
+        except Exception:
+            log.failure("heartbeat tick failed")
 
     def tick(self):
         """

@@ -76,6 +76,12 @@ class BigJSON(BigUnicode):
         return json.loads(data.decode("utf-8", "surrogatepass"))
 
 
+class Unauthorized(Exception):
+    """
+    The driver has a secret, and the worker did not give it.
+    """
+
+
 class VersionMismatch(Exception):
     """
     The worker speaks another version of this protocol.
@@ -94,19 +100,21 @@ class Hello(amp.Command):
     """
     Worker to driver, first: join the job.  The answer names the job to
     import, and the heartbeat period, so the worker can tell a silent driver.
+    A driver started with a secret refuses a worker that does not give it.
     """
 
     arguments = [
         (b"version", amp.Integer()),
         (b"host", amp.Unicode()),
         (b"pid", amp.Integer()),
+        (b"secret", amp.Unicode(optional=True)),
     ]
     response = [
         (b"worker", amp.Unicode()),
         (b"job", amp.Unicode()),
         (b"heartbeat", amp.Float()),
     ]
-    errors = {VersionMismatch: b"VERSION_MISMATCH"}
+    errors = {VersionMismatch: b"VERSION_MISMATCH", Unauthorized: b"UNAUTHORIZED"}
 
 
 class GetTask(amp.Command):

@@ -105,6 +105,8 @@ class DriverOptions(usage.Options):
                                                     "past it, it spills to disk.", int],
         ["port-file", None, None, "Write the address the driver listens on to this file."],
         ["summary-file", None, None, "At the end, write the job's final state here as JSON."],
+        ["secret-file", None, None, "Require the secret in this file from every worker and "
+                                    "HTTP client (for a driver others can reach)."],
         ["http", None, None, "Serve HTTP (status page, API, metrics) on this endpoint too; "
                              "the main port serves it anyway."],
         ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
@@ -141,8 +143,25 @@ class DriverOptions(usage.Options):
             port_file=self["port-file"],
             http=self["http"],
             summary_file=self["summary-file"],
+            secret=read_secret(self["secret-file"]),
             http_lease=self["http-lease"],
         )
+
+
+def read_secret(path):
+    """
+    The secret in a file (its first line), or L{None} without a file.
+    """
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.readline().strip()
+    except OSError as e:
+        raise usage.UsageError(f"cannot read the secret file {path!r}: {e.strerror}")
+    if not secret:
+        raise usage.UsageError(f"the secret file {path!r} is empty")
+    return secret
 
 
 class WorkerOptions(usage.Options):
@@ -156,7 +175,11 @@ class WorkerOptions(usage.Options):
          "The driver: http://HOST:PORT, HOST:PORT, or a Twisted client endpoint string."],
         ["give-up", None, 60.0, "Exit if the driver stays out of reach this long (seconds; "
                                 "0: never).", float],
+        ["secret-file", None, None, "Give the driver the secret in this file."],
     ]
+
+    def postOptions(self):
+        self["secret"] = read_secret(self["secret-file"])
 
 
 def make_driver_service(options):
@@ -180,7 +203,8 @@ def make_worker_service(options):
         # shutdown; the driver no longer wants its result.
         exit_process(reactor, code, message, now=service.busy)
 
-    service = worker.makeService(options["driver"], reactor, options["give-up"], on_exit)
+    service = worker.makeService(options["driver"], reactor, options["give-up"], on_exit,
+                                 secret=options["secret"])
 
     def abandon_task():
         # Stopped by a signal mid-task: the driver will give the task to

@@ -33,7 +33,7 @@ from txmr.job import Job, counting
 
 BLOCK_BYTES = 4 << 20
 BUFFER_RECORDS = 200_000
-DEFAULT_MEMORY = 256 << 20
+DEFAULT_MEMORY = 128 << 20
 # marshal bytes to bytes of Python objects, roughly, for the memory estimate.
 OBJECT_OVERHEAD = 4
 _LENGTH = struct.Struct("<Q")

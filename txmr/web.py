@@ -236,6 +236,31 @@ class StatusPage(resource.Resource):
         return resources.files("txmr").joinpath("status.html").read_bytes()
 
 
+class Guarded(resource.Resource):
+    """
+    With a driver secret, every request must carry it: C{Authorization:
+    Bearer SECRET}, or C{?token=SECRET} (for a browser on the status page).
+    """
+
+    def __init__(self, driver, root):
+        super().__init__()
+        self.driver = driver
+        self.root = root
+
+    def getChildWithDefault(self, name, request):
+        if self.driver.config.secret:
+            header = request.getHeader(b"authorization") or b""
+            token = header[7:] if header.lower().startswith(b"bearer ") else None
+            token = token or (request.args.get(b"token") or [None])[0]
+            if not self.driver.authorized(token.decode("utf-8", "replace") if token else None):
+                return resource.ErrorPage(401, "Unauthorized",
+                                          "this driver needs its secret: "
+                                          "Authorization: Bearer SECRET, or ?token=SECRET")
+        request.prepath.pop()
+        request.postpath.insert(0, name)
+        return resource.getChildForRequest(self.root, request)
+
+
 def site(driver):
     """
     The driver's web site.
@@ -249,6 +274,6 @@ def site(driver):
     api.putChild(b"job", JobAPI(driver))
     root.putChild(b"api", api)
     root.putChild(b"metrics", MetricsPage(driver))
-    web = server.Site(root)
+    web = server.Site(Guarded(driver, root))
     web.displayTracebacks = False
     return web

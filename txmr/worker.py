@@ -103,13 +103,14 @@ class Worker(service.Service):
         is done: the job is over, or the driver stayed out of reach.
     """
 
-    def __init__(self, address, reactor=None, give_up=60.0, on_exit=None):
+    def __init__(self, address, reactor=None, give_up=60.0, on_exit=None, secret=None):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.address = client_endpoint_string(address)
         self.give_up = give_up
         self.on_exit = on_exit
+        self.secret = secret
         self.jobs = {}
         self.current = None
         self.cancelled = set()
@@ -190,8 +191,14 @@ class Worker(service.Service):
 
     @defer.inlineCallbacks
     def _session(self, proto):
-        hello = yield self._call(proto, protocol.Hello, 30, version=protocol.PROTOCOL_VERSION,
-                                 host=socket.gethostname(), pid=os.getpid())
+        try:
+            hello = yield self._call(proto, protocol.Hello, 30,
+                                     version=protocol.PROTOCOL_VERSION, host=socket.gethostname(),
+                                     pid=os.getpid(), secret=self.secret)
+        except (protocol.Unauthorized, protocol.VersionMismatch) as e:
+            # Trying again would not help: say why and leave.
+            self._exit(1, f"the driver at {self.address} refused this worker: {e}")
+            return
         self.protocol = proto
         heartbeat = hello["heartbeat"]
         proto.setTimeout(max(heartbeat * SILENCE_PERIODS, 5.0))
@@ -336,5 +343,5 @@ def _format(e):
     return "".join(traceback.format_exception(type(e), e, e.__traceback__))
 
 
-def makeService(address, reactor=None, give_up=60.0, on_exit=None):
-    return Worker(address, reactor, give_up, on_exit)
+def makeService(address, reactor=None, give_up=60.0, on_exit=None, secret=None):
+    return Worker(address, reactor, give_up, on_exit, secret)

@@ -22,7 +22,11 @@ def map(filename, line):
 
 
 def map_final():
-    return counts.items()
+    # Hand the counts over and drop them: they are freed once written,
+    # not held while this worker runs its next tasks.
+    global counts
+    done, counts = counts, Counter()
+    return done.items()
 
 
 def reduce(word, partial_counts):
