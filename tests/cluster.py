@@ -7,6 +7,7 @@ moment each process exits, whether the output was already complete: no
 process may exit before the job's output is whole.
 """
 
+import collections
 import json
 import os
 import signal
@@ -18,6 +19,31 @@ from txmr.cli import twistd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(HERE, "jobs")
+EXAMPLES = os.path.join(os.path.dirname(HERE), "examples", "input")
+
+
+def write_corpus(directory, files=6, lines=400):
+    """
+    Small text files for word count, with mixed case and punctuation.
+    """
+    os.makedirs(directory, exist_ok=True)
+    words = "the quick brown Fox jumps over THE lazy dog, again and again".split()
+    for i in range(files):
+        with open(os.path.join(directory, f"in-{i}.txt"), "w") as f:
+            for n in range(lines):
+                f.write(" ".join(words[(n * 7 + i + k) % len(words)] for k in range(n % 9)) + "\n")
+
+
+def counted(directory):
+    """
+    Word count of a directory, computed here as the seed counted.
+    """
+    counts = collections.Counter()
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name)) as f:
+            for line in f:
+                counts.update(line.lower().split())
+    return {w: str(c) for w, c in counts.items()}
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
@@ -73,6 +99,18 @@ class Cluster:
         log.close()
         self.processes[name] = process
         return process
+
+    @classmethod
+    def slow_job(cls, testcase, maps, seconds, *driver_args):
+        """
+        A running driver of jobs/slow.py over a small corpus: each map task
+        marks its start, then takes C{seconds}.
+        """
+        cluster = cls(testcase, job="jobs/slow.py", maps=maps)
+        write_corpus(cluster.input)
+        cluster.env["TXMR_SLOW_SECONDS"] = str(seconds)
+        cluster.start_driver(*driver_args)
+        return cluster
 
     def driver_args(self, *extra, listen=True):
         args = ["txmr-driver", "--input", self.input, "--intermediate", self.intermediate,

@@ -10,9 +10,8 @@ import time
 
 from twisted.trial import unittest
 
-from tests.cluster import JOBS, Cluster, wait_for
+from tests.cluster import EXAMPLES, JOBS, Cluster, counted, wait_for, write_corpus
 from tests.oracle import read_output
-from tests.test_processes import EXAMPLES, counted, write_corpus
 
 TXMR = [os.path.join(os.path.dirname(sys.executable), "txmr")]
 if not os.path.exists(TXMR[0]):
@@ -98,10 +97,7 @@ class RunTests(unittest.TestCase):
 
 class StatusTests(unittest.TestCase):
     def test_status_of_running_job(self):
-        cluster = Cluster(self, job="jobs/slow.py", maps=2)
-        write_corpus(cluster.input)
-        cluster.env["TXMR_SLOW_SECONDS"] = "30"
-        cluster.start_driver()
+        cluster = Cluster.slow_job(self, maps=2, seconds=30)
         cluster.start_worker("w")
         wait_for(lambda: cluster.scratch_files("running-map"), 60, "a map to start")
         port = cluster.address.rsplit("port=", 1)[1]

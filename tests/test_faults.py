@@ -12,9 +12,8 @@ import time
 
 from twisted.trial import unittest
 
-from tests.cluster import Cluster, wait_for
+from tests.cluster import Cluster, counted, wait_for, write_corpus
 from tests.oracle import read_output, reference
-from tests.test_processes import counted, write_corpus
 
 
 def write_files(directory, n):
@@ -69,10 +68,7 @@ class CrashTests(unittest.TestCase):
         Every worker dies; the job waits, and a worker that joins later
         finishes it.
         """
-        cluster = Cluster(self, job="jobs/slow.py", maps=3)
-        write_corpus(cluster.input)
-        cluster.env["TXMR_SLOW_SECONDS"] = "2"
-        cluster.start_driver()
+        cluster = Cluster.slow_job(self, maps=3, seconds=2)
         workers = [cluster.start_worker(f"w{i}") for i in range(2)]
         wait_for(lambda: len(cluster.scratch_files("running-map")) >= 2, 60,
                  "both workers to run a map")
@@ -171,10 +167,7 @@ class SlownessTests(unittest.TestCase):
         A worker frozen mid-task is given up; when it resumes its old
         session is gone, and the job's output is still exactly right.
         """
-        cluster = Cluster(self, job="jobs/slow.py", maps=2)
-        write_corpus(cluster.input)
-        cluster.env["TXMR_SLOW_SECONDS"] = "4"
-        cluster.start_driver()
+        cluster = Cluster.slow_job(self, maps=2, seconds=4)
         frozen = cluster.start_busy_worker("frozen")
         cluster.kill("frozen", signal.SIGSTOP)
         other = cluster.start_worker("other")

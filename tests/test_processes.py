@@ -3,7 +3,6 @@ Whole jobs with a real driver and real worker processes, through twistd:
 the seed's command lines, workers killed and frozen, and bad input.
 """
 
-import collections
 import os
 import signal
 import socket
@@ -11,29 +10,8 @@ import subprocess
 
 from twisted.trial import unittest
 
-from tests.cluster import JOBS, Cluster, twistd
+from tests.cluster import EXAMPLES, JOBS, Cluster, counted, twistd, write_corpus
 from tests.oracle import read_output
-
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "examples", "input")
-
-
-def write_corpus(directory, files=6, lines=400):
-    os.makedirs(directory, exist_ok=True)
-    words = "the quick brown Fox jumps over THE lazy dog, again and again".split()
-    for i in range(files):
-        with open(os.path.join(directory, f"in-{i}.txt"), "w") as f:
-            for n in range(lines):
-                f.write(" ".join(words[(n * 7 + i + k) % len(words)] for k in range(n % 9)) + "\n")
-
-
-def counted(directory):
-    counts = collections.Counter()
-    for name in os.listdir(directory):
-        with open(os.path.join(directory, name)) as f:
-            for line in f:
-                counts.update(line.lower().split())
-    return {w: str(c) for w, c in counts.items()}
 
 
 def free_port():
@@ -86,10 +64,7 @@ class WholeJobTests(unittest.TestCase):
         self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
 
     def test_worker_killed_mid_task(self):
-        cluster = Cluster(self, job="jobs/slow.py", maps=4)
-        write_corpus(cluster.input)
-        cluster.env["TXMR_SLOW_SECONDS"] = "2"
-        cluster.start_driver()
+        cluster = Cluster.slow_job(self, maps=4, seconds=2)
         cluster.start_busy_worker("victim")
         cluster.kill("victim")
         cluster.start_worker("survivor")
@@ -102,10 +77,7 @@ class WholeJobTests(unittest.TestCase):
         A worker stopped with SIGSTOP answers no heartbeat: the driver gives
         its task to another worker, and the job still ends right.
         """
-        cluster = Cluster(self, job="jobs/slow.py", maps=3)
-        write_corpus(cluster.input)
-        cluster.env["TXMR_SLOW_SECONDS"] = "2"
-        cluster.start_driver()
+        cluster = Cluster.slow_job(self, maps=3, seconds=2)
         frozen = cluster.start_busy_worker("frozen")
         cluster.kill("frozen", signal.SIGSTOP)
         cluster.start_worker("thawed")
