@@ -126,6 +126,7 @@ class JobRunTests(unittest.TestCase):
         config = DriverConfig(input=input_dir, intermediate=os.path.join(base, "mid"),
                               output=os.path.join(base, "out"), mappers=maps,
                               reducers=reduces, job=job, **kwargs)
+        self.last_config = config
         counters = run_inline(config)
         return read_output(config.output, reduces), counters
 
@@ -176,6 +177,21 @@ class JobRunTests(unittest.TestCase):
         self.assertGreater(counters["txmr"]["spilled_records"], 0)
         self.assertEqual(plain, spilled)
         self.assertEqual(plain, reference(job, d))
+
+    def test_many_runs_merged_in_passes(self):
+        """
+        With more spilled runs than a merge takes at once, runs are merged
+        into longer ones first: still the same output, and no run is left.
+        """
+        self.patch(tasks.Grouper, "fan_in", 2)
+        self.patch(tasks, "RUN_CHUNK", 7)
+        d = self.corpus(lines=3000)
+        job = os.path.join(JOBS, "pairs.py")
+        out, counters = self.run_job(job, d, memory=5_000, reduces=1)
+        self.assertGreater(counters["txmr"]["spilled_records"], 0)
+        self.assertEqual(out, reference(job, d))
+        mid = os.path.join(os.path.dirname(self.last_config.output), "mid")
+        self.assertEqual([n for n in os.listdir(mid) if "spill" in n], [])
 
     def test_combiner_and_user_counters(self):
         d = self.corpus()

@@ -39,6 +39,10 @@ OBJECT_OVERHEAD = 4
 _LENGTH = struct.Struct("<Q")
 MAGIC = b"TXMR-CHUNKS-1\n"
 GC_THRESHOLD = 50_000
+# Items per chunk of a spilled run, and runs merged at once: a merge holds
+# at most MERGE_FAN_IN chunks in memory.
+RUN_CHUNK = 2_000
+MERGE_FAN_IN = 16
 
 
 class TaskCancelled(Exception):
@@ -531,7 +535,10 @@ class Grouper:
     sorted runs of C{(key, values)} to disk past it.
     """
 
+    fan_in = MERGE_FAN_IN
+
     def __init__(self, spill_prefix, memory, counters):
+        self._spills = 0
         self.spill_prefix = spill_prefix
         self.memory = memory
         self.counters = counters
@@ -553,33 +560,57 @@ class Grouper:
             self.spill()
 
     def spill(self):
-        path = f"{self.spill_prefix}.spill-{len(self.runs)}"
         groups = self.groups
         ordered = sorted_keys(groups)
-        with open_chunks(path) as f:
-            for i in range(0, len(ordered), 10_000):
-                write_chunk(f, [(k, groups[k]) for k in ordered[i:i + 10_000]])
+        self.runs.append(self._write_run(zip(ordered, map(groups.__getitem__, ordered))))
         add(self.counters, "spilled_records", sum(len(v) for v in groups.values()))
-        self.runs.append(path)
         self.groups = {}
         self.used = 0
+
+    def _write_run(self, items):
+        """
+        Write sorted C{(key, values)} items as a run; return its path.
+        """
+        path = f"{self.spill_prefix}.spill-{self._spills}"
+        self._spills += 1
+        with open_chunks(path) as f:
+            batch = []
+            for item in items:
+                batch.append(item)
+                if len(batch) == RUN_CHUNK:
+                    write_chunk(f, batch)
+                    batch = []
+            if batch:
+                write_chunk(f, batch)
+        return path
 
     def _run(self, path):
         for _, chunk in read_chunks(path):
             yield from chunk
 
+    def _merge(self, sources):
+        merged = heapq.merge(*sources, key=lambda kv: sort_key(kv[0]))
+        return self._concatenated(merged)
+
     def sorted_groups(self):
         """
         C{(key, values)} in key order, merging the spilled runs if any.
+
+        A merge reads one chunk of each of its runs at a time, so it merges
+        at most C{fan_in} runs at once: more runs are first merged, that
+        many at a time, into longer ones.  Memory then stays bounded however
+        many runs a large input makes.
         """
         groups = self.groups
         keys = sorted_keys(groups)
         in_memory = zip(keys, map(groups.__getitem__, keys))
         if not self.runs:
             return in_memory
-        merged = heapq.merge(in_memory, *(self._run(p) for p in self.runs),
-                             key=lambda kv: sort_key(kv[0]))
-        return self._concatenated(merged)
+        while len(self.runs) >= self.fan_in:
+            batch, self.runs = self.runs[:self.fan_in], self.runs[self.fan_in:]
+            self.runs.append(self._write_run(self._merge([self._run(p) for p in batch])))
+            self._remove(batch)
+        return self._merge([in_memory] + [self._run(p) for p in self.runs])
 
     @staticmethod
     def _concatenated(merged):
@@ -590,7 +621,11 @@ class Grouper:
             yield key, values
 
     def remove_runs(self):
-        for path in self.runs:
+        self._remove(self.runs)
+
+    @staticmethod
+    def _remove(paths):
+        for path in paths:
             try:
                 os.unlink(path)
             except FileNotFoundError:
