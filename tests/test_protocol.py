@@ -174,6 +174,17 @@ class ProtocolTests(DriverFixture, unittest.TestCase):
         self.assertFalse(any(name.startswith("mr-") for name in os.listdir(self.config.intermediate)))
 
     @defer.inlineCallbacks
+    def test_malformed_counters_are_dropped(self):
+        client = yield self.connect()
+        answer = yield client.callRemote(protocol.GetTask)
+        spec = answer["task"]
+        tasks.run_task(self.job, spec)
+        yield client.callRemote(protocol.TaskDone, kind="map", index=spec["index"],
+                                attempt=spec["attempt"],
+                                counters={"g": {"ok": 2, "bad": "x", "no": None}, "h": [1]})
+        self.assertEqual(self.driver.scheduler.summed_counters(), {"g": {"ok": 2}})
+
+    @defer.inlineCallbacks
     def test_long_poll(self):
         """
         A worker with nothing to do is answered when a task becomes ready,

@@ -399,7 +399,7 @@ class Driver(service.Service):
         except SchedulingError as e:
             self._refused(worker, kind, index, attempt_id, e)
             raise
-        self._commit(attempt, counters if isinstance(counters, dict) else {})
+        self._commit(attempt, valid_counters(counters))
 
     def _commit(self, attempt, counters, written_in_place=False):
         """
@@ -438,6 +438,8 @@ class Driver(service.Service):
             raise
         tasks.discard(self.spec(attempt))
         self.tracebacks[attempt_id] = traceback
+        if not tasks.is_record(record):
+            record = None
         self.scheduler.fail(worker, kind, index, attempt_id, self.now(), error, record)
         log.warn("{kind} task {index} attempt {attempt} failed on worker {worker}: {error}",
                  kind=kind, index=index, attempt=attempt_id, worker=worker, error=error)
@@ -669,6 +671,20 @@ class Driver(service.Service):
             self.done.callback(code)
             if self.on_exit is not None:
                 self.on_exit(code, message)
+
+
+def valid_counters(counters):
+    """
+    The part of a worker's counters that has their shape, C{{group: {name:
+    number}}}: a malformed report must not break the sums.
+    """
+    if not isinstance(counters, dict):
+        return {}
+    return {
+        str(group): {str(name): value for name, value in names.items()
+                     if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        for group, names in counters.items() if isinstance(names, dict)
+    }
 
 
 def task_spec(config, job_name, scheduler, attempt):

@@ -51,6 +51,16 @@ class TaskCancelled(Exception):
     """
 
 
+def is_record(record):
+    """
+    Whether C{record} names an input record: C{[file]} in file mode,
+    C{[file, block offset, line]} in lines mode.
+    """
+    return (isinstance(record, list) and len(record) in (1, 3)
+            and isinstance(record[0], str)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in record[1:]))
+
+
 class RecordError(Exception):
     """
     The job's map code raised on one input record.
