@@ -3,6 +3,7 @@ The txmr command line, run as a user runs it.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from twisted.trial import unittest
 
 from tests.cluster import EXAMPLES, JOBS, Cluster, counted, wait_for, write_corpus
-from tests.oracle import read_output
+from tests.oracle import read_output, reference
 
 TXMR = [os.path.join(os.path.dirname(sys.executable), "txmr")]
 if not os.path.exists(TXMR[0]):
@@ -53,6 +54,20 @@ class RunTests(unittest.TestCase):
         self.assertIn("map 3/3 done", result.stdout, "plain progress lines off a terminal")
         self.assertRegex(result.stdout, r"finished in \d+\.\d+s")
         self.assertEqual(processes_under(self.base), [])
+
+    def test_relative_paths(self):
+        """
+        Paths are the user's, relative to where txmr runs, though the
+        daemons run elsewhere.
+        """
+        corpus = os.path.join(self.base, "in")
+        write_corpus(corpus, files=2)
+        shutil.copy(os.path.join(JOBS, "pairs.py"), os.path.join(self.base, "myjob.py"))
+        result = self.txmr("run", "myjob.py", "-i", "in", "-o", "out", "-w", "1", "-r", "1",
+                           cwd=self.base)
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        self.assertEqual(read_output(os.path.join(self.base, "out"), 1),
+                         reference(os.path.join(JOBS, "pairs.py"), corpus))
 
     def test_inline_same_output(self):
         out = os.path.join(self.base, "out")

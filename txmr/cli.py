@@ -169,6 +169,12 @@ class LocalCluster:
 
 def run(a):
     a.workers = a.workers or os.cpu_count() or 2
+    # The daemons run in a directory of their own: make paths absolute.
+    for name in ("input", "output", "intermediate"):
+        if getattr(a, name):
+            setattr(a, name, os.path.abspath(getattr(a, name)))
+    if a.job.endswith(".py") or os.sep in a.job:
+        a.job = os.path.abspath(a.job)
     if a.inline:
         return run_inline(a)
     if not os.path.isdir(a.input):
