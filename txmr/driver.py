@@ -211,6 +211,7 @@ class Driver(service.Service):
         self.tracebacks = {}
         self.rtts = {}
         self.started = None
+        self.wall_started = None
         self.ended = None
         self.port = None
         self.http_port = None

@@ -10,7 +10,6 @@ key's length; an HTTP request starts with a letter.
 
 import json
 import os
-import time
 from importlib import resources
 
 from twisted.internet.protocol import Factory, Protocol
@@ -216,7 +215,7 @@ def job_state(driver):
     return {
         "job": driver.job.name, "uuid": driver.job_uuid, "state": state,
         "elapsed": round((driver.ended if driver.ended is not None else now) - start, 3),
-        "started_at": driver.wall_started if hasattr(driver, "wall_started") else time.time(),
+        "started_at": driver.wall_started,
         "counts": s.counts(), "tasks": tasks, "workers": workers,
         "counters": s.summed_counters(),
         "failure": driver.failure_message() if s.failure else None,
