@@ -653,7 +653,7 @@ class Driver(service.Service):
             told.append(d)
         told.append(self._wait_for_http_workers())
         code = 0 if self.ok else 1
-        done = defer.DeferredList(told)
+        done = defer.DeferredList(told, consumeErrors=True)
         done.addCallback(lambda _: self._exit(code, message))
 
     def _report(self):
