@@ -34,8 +34,12 @@ from txmr.job import Job, counting
 BLOCK_BYTES = 4 << 20
 BUFFER_RECORDS = 200_000
 DEFAULT_MEMORY = 128 << 20
-# marshal bytes to bytes of Python objects, roughly, for the memory estimate.
+# The memory estimate of a reduce task: marshal bytes to bytes of Python
+# objects, roughly, and what a new key costs beyond its pair (a list and a
+# hash table entry).  Pairs are grouped GROUP_SLICE at a time between checks.
 OBJECT_OVERHEAD = 4
+NEW_KEY_BYTES = 160
+GROUP_SLICE = 20_000
 _LENGTH = struct.Struct("<Q")
 MAGIC = b"TXMR-CHUNKS-1\n"
 GC_THRESHOLD = 50_000
@@ -557,17 +561,27 @@ class Grouper:
         self.runs = []
 
     def add_chunk(self, size, pairs):
-        groups = self.groups
-        get = groups.get
-        for key, value in pairs:
-            values = get(key)
-            if values is None:
-                groups[key] = [value]
-            else:
-                values.append(value)
-        self.used += size * OBJECT_OVERHEAD
-        if self.used > self.memory:
-            self.spill()
+        """
+        Group a chunk of map output, a slice at a time, spilling whenever
+        the estimate passes the budget.  The estimate counts the pairs'
+        objects, and a new list and table entry per new key: a chunk of
+        mostly new keys costs more than one that extends known keys.
+        """
+        per_pair = size * OBJECT_OVERHEAD / max(len(pairs), 1)
+        for start in range(0, len(pairs), GROUP_SLICE):
+            part = pairs[start:start + GROUP_SLICE]
+            groups = self.groups
+            before = len(groups)
+            get = groups.get
+            for key, value in part:
+                values = get(key)
+                if values is None:
+                    groups[key] = [value]
+                else:
+                    values.append(value)
+            self.used += len(part) * per_pair + (len(groups) - before) * NEW_KEY_BYTES
+            if self.used > self.memory:
+                self.spill()
 
     def spill(self):
         groups = self.groups
