@@ -83,6 +83,36 @@ class CrashTests(unittest.TestCase):
         self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
 
 
+class BlacklistTests(unittest.TestCase):
+    def test_worker_failing_where_others_succeed_is_blacklisted(self):
+        """
+        Each task that fails on the bad worker is retried elsewhere, never
+        on it again, so the job succeeds; once three of its failed tasks
+        have succeeded elsewhere, the bad worker is blacklisted.
+        """
+        cluster = Cluster(self, job="jobs/flaky.py", maps=12, reduces=1)
+        write_files(cluster.input, 12)
+        cluster.start_driver()
+        cluster.start_worker("good")
+        wait_for(lambda: "worker w1 joined" in cluster.log(), 60, "the good worker")
+        env = cluster.env
+        cluster.env = dict(env, TXMR_BAD_WORKER="1")
+        bad = cluster.start_worker("bad")
+        cluster.env = env
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertIn("worker w2 blacklisted", cluster.log())
+        self.assertEqual(read_output(cluster.output, 1), sizes(cluster.input))
+        workers = {w["id"]: w for w in cluster.summary()["workers"]}
+        self.assertTrue(workers["w2"]["blacklisted"])
+        self.assertGreaterEqual(workers["w2"]["failed"], 3)
+        self.assertEqual(workers["w2"]["succeeded"], 0)
+        self.assertFalse(workers["w1"]["blacklisted"])
+        for task in cluster.summary()["tasks"]:
+            failed_on = [a["worker"] for a in task["attempts"] if a["state"] == "failed"]
+            self.assertLessEqual(len(failed_on), 1, "a retry never went back to the bad worker")
+        self.assertEqual(bad.wait(30), 0)
+
+
 class ExactlyOnceTests(unittest.TestCase):
     def test_exactly_once(self):
         """

@@ -205,6 +205,24 @@ class FaultTests(unittest.TestCase):
         self.assertIsNone(s.assign("bad", 10))
         self.assertIsNotNone(s.assign("good", 10))
 
+    def test_retry_goes_to_another_worker(self):
+        s = make(maps=2)
+        s.register("bad", 0)
+        s.register("good", 0)
+        a = s.assign("bad", 0)
+        s.fail("bad", "map", a.task.index, a.id, 1, "E")
+        other = s.assign("bad", 2)
+        self.assertNotEqual(other.task, a.task, "the failed task is not handed back to bad")
+        retry = s.assign("good", 2)
+        self.assertEqual(retry.task, a.task)
+
+    def test_retry_on_the_same_worker_when_alone(self):
+        s = make(maps=1)
+        s.register("only", 0)
+        a = s.assign("only", 0)
+        s.fail("only", "map", 0, a.id, 1, "E")
+        self.assertEqual(s.assign("only", 2).task, a.task)
+
     def test_last_worker_never_blacklisted(self):
         s = make(maps=3, blacklist_after=1)
         s.register("a", 0)

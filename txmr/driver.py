@@ -420,8 +420,14 @@ class Driver(service.Service):
             self.task_failed(worker, task.kind, task.index, attempt.id,
                              f"cannot commit the attempt's files: {e}", "", None)
             return
+        blacklisted = {w.id for w in self.scheduler.workers.values() if w.blacklisted}
         killed = self.scheduler.succeed(worker, task.kind, task.index, attempt.id, self.now(),
                                         counters)
+        for w in self.scheduler.workers.values():
+            if w.blacklisted and w.id not in blacklisted:
+                log.warn("worker {worker} blacklisted: {n} of its attempts failed on tasks that "
+                         "then succeeded elsewhere; it gets no more tasks of this job",
+                         worker=w.id, n=len(w.failed_attempts))
         secs = attempt.duration(self.now())
         if secs >= LOG_TASKS_LONGER or len(task.attempts) > 1:
             log.info("{kind} task {index} attempt {attempt} finished on worker {worker} in "

@@ -298,15 +298,43 @@ class Scheduler:
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
-        ready = self._ready
-        while ready:
-            task = ready.popleft()
-            if task.state == READY:
-                return self._start(task, worker, now, speculative=False)
+        task = self._next_ready(worker)
+        if task is not None:
+            return self._start(task, worker, now, speculative=False)
         task = self._straggler(worker, now)
         if task is not None:
             return self._start(task, worker, now, speculative=True)
         return None
+
+    def _next_ready(self, worker):
+        """
+        The first READY task in line that has not failed on this worker; one
+        that has, only if no other worker could take it (Hadoop's rule: a
+        retry goes elsewhere, so one bad worker cannot use up its attempts).
+        """
+        ready = self._ready
+        while ready and ready[0].state != READY:
+            ready.popleft()
+        fallback = None
+        for task in ready:
+            if task.state != READY:
+                continue
+            if not self._failed_on(task, worker):
+                ready.remove(task)
+                return task
+            if fallback is None:
+                fallback = task
+        if fallback is not None and not any(
+                w is not worker and not w.lost and not w.blacklisted
+                for w in self.workers.values()):
+            ready.remove(fallback)
+            return fallback
+        return None
+
+    @staticmethod
+    def _failed_on(task, worker):
+        return task.failures and any(
+            a.worker == worker.id and a.state in ("failed", "timed-out") for a in task.attempts)
 
     def _start(self, task, worker, now, speculative):
         attempt = Attempt(self._next_attempt, task, worker.id, now, speculative)
