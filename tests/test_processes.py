@@ -146,6 +146,20 @@ class BadInputTests(unittest.TestCase):
         result = self.start_driver("--input", EXAMPLES, "--job", os.path.join(JOBS, "noreduce.py"))
         self.assertOneLineError(result, "no reduce() function")
 
+    def test_no_input(self):
+        result = self.start_driver()
+        self.assertOneLineError(result, "--input DIR is required")
+
+    def test_bad_listen_endpoint(self):
+        result = self.start_driver("--input", EXAMPLES, "--listen", "carrier-pigeon:5000")
+        self.assertOneLineError(result, "--listen", "not a server endpoint")
+
+    def test_bad_driver_address(self):
+        result = subprocess.run(
+            twistd() + ["--pidfile=", "-n", "txmr-worker", "--driver", "carrier-pigeon:x:y"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertOneLineError(result, "txmr-worker: error: --driver", "not a driver address")
+
     def test_bad_task_counts(self):
         result = self.start_driver("--input", EXAMPLES, "--mappers", "0")
         self.assertOneLineError(result, "at least 1")

@@ -86,8 +86,16 @@ def prepare(config):
         raise ConfigError("--heartbeat must be positive and below --heartbeat-timeout")
     if config.max_attempts < 1:
         raise ConfigError("--max-attempts must be at least 1")
-    if not config.input or not os.path.isdir(config.input):
+    if not config.input:
+        raise ConfigError("--input DIR is required")
+    if not os.path.isdir(config.input):
         raise ConfigError(f"input directory {config.input!r} does not exist")
+    for flag, description in (("--listen", config.listen), ("--http", config.http)):
+        if description:
+            try:
+                endpoints.serverFromString(_NoReactor(), description)
+            except (ValueError, TypeError, KeyError) as e:
+                raise ConfigError(f"{flag} {description!r} is not a server endpoint: {e}") from e
     try:
         job = load_job(config.job)
     except JobError as e:
@@ -116,6 +124,13 @@ def prepare(config):
         skip_bad_records=config.skip_bad_records,
     )
     return job, scheduler
+
+
+class _NoReactor:
+    """
+    Enough of a reactor for serverFromString to parse a description: it
+    builds the endpoint object without touching the reactor.
+    """
 
 
 def remove_job_files(directory):

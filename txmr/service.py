@@ -12,6 +12,7 @@ import atexit
 import os
 import sys
 
+from twisted.internet import endpoints
 from twisted.python import usage
 
 from txmr import driver, tasks, worker
@@ -203,6 +204,13 @@ def make_worker_service(options):
         # shutdown; the driver no longer wants its result.
         exit_process(reactor, code, message, now=service.busy)
 
+    address = worker.client_endpoint_string(options["driver"])
+    try:
+        endpoints.clientFromString(reactor, address)
+    except (ValueError, TypeError, KeyError) as e:
+        print(f"txmr-worker: error: --driver {options['driver']!r} is not a driver address: {e}",
+              file=sys.stderr)
+        raise SystemExit(2)
     service = worker.makeService(options["driver"], reactor, options["give-up"], on_exit,
                                  secret=options["secret"])
 
