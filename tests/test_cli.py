@@ -69,6 +69,26 @@ class RunTests(unittest.TestCase):
         self.assertEqual(read_output(os.path.join(self.base, "out"), 1),
                          reference(os.path.join(JOBS, "pairs.py"), corpus))
 
+    def test_dead_workers_are_replaced(self):
+        corpus = os.path.join(self.base, "in")
+        write_corpus(corpus, files=3)
+        out = os.path.join(self.base, "out")
+        result = self.txmr("run", os.path.join(JOBS, "dies_once.py"), "-i", corpus, "-o", out,
+                           "-w", "2", "-m", "3", "-r", "1")
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        self.assertEqual(result.stderr.count("exited with 1; starting another"), 3)
+        self.assertEqual(read_output(out, 1), {
+            name: str(os.path.getsize(os.path.join(corpus, name)))
+            for name in os.listdir(corpus)})
+        self.assertEqual(processes_under(self.base), [])
+
+    def test_gives_up_when_workers_keep_dying(self):
+        result = self.txmr("run", os.path.join(JOBS, "always_dies.py"), "-i", EXAMPLES, "-o",
+                           os.path.join(self.base, "out"), "-w", "2")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("every worker died, 6 restarted; giving up", result.stderr)
+        self.assertEqual(processes_under(self.base), [])
+
     def test_inline_same_output(self):
         out = os.path.join(self.base, "out")
         result = self.txmr("run", "--inline", "-i", EXAMPLES, "-o", out, "-r", "3")

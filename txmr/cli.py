@@ -24,6 +24,7 @@ import urllib.request
 from txmr.job import DEFAULT_JOB
 
 BIN = os.path.dirname(sys.executable)
+RESTARTS_PER_WORKER = 3
 
 
 def twistd():
@@ -138,9 +139,36 @@ class LocalCluster:
             self.address = f.read().strip()
         port = self.address.rsplit("port=", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
-        for i in range(a.workers):
-            self.spawn(f"worker-{i}", ["txmr-worker", "--driver", self.address,
-                                       "--give-up", "30"])
+        self.workers = [self.start_worker(i) for i in range(a.workers)]
+        self.restarts = 0
+
+    def start_worker(self, i):
+        return self.spawn(f"worker-{i}", ["txmr-worker", "--driver", self.address,
+                                          "--give-up", "30"])
+
+    def all_workers_dead(self):
+        """
+        Every worker failed and none may be restarted.  (Workers that exit
+        0 were told the job is over: the driver follows them.)
+        """
+        return (self.restarts >= RESTARTS_PER_WORKER * len(self.workers)
+                and all(w.poll() not in (None, 0) for w in self.workers))
+
+    def replace_dead_workers(self):
+        """
+        Start a new worker in place of one that died while the job runs
+        (the driver gives its task to another), up to RESTARTS_PER_WORKER
+        times per worker slot, so a job whose code kills its process does
+        not run forever.
+        """
+        for i, process in enumerate(self.workers):
+            if process.poll() not in (None, 0) and self.driver.poll() is None:
+                if self.restarts >= RESTARTS_PER_WORKER * len(self.workers):
+                    continue
+                self.restarts += 1
+                print(f"txmr: worker {i} exited with {process.returncode}; starting another",
+                      file=sys.stderr, flush=True)
+                self.workers[i] = self.start_worker(i)
 
     def failed_to_start(self):
         with open(os.path.join(self.work, "driver.log"), errors="replace") as f:
@@ -189,6 +217,14 @@ def run(a):
         cluster.start()
         progress = Progress()
         while cluster.driver.poll() is None:
+            cluster.replace_dead_workers()
+            if cluster.all_workers_dead():
+                progress.close()
+                progress = None
+                keep = True
+                print(f"txmr: every worker died, {cluster.restarts} restarted; giving up "
+                      f"(logs in {work})", file=sys.stderr)
+                return 1
             state = cluster.state()
             if state is not None:
                 progress.update(state["counts"])
