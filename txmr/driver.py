@@ -327,7 +327,7 @@ class Driver(service.Service):
             self._lose(worker, "its connection closed")
 
     def _lose(self, worker, why):
-        running = [a for a in self.scheduler.workers[worker].attempts]
+        running = list(self.scheduler.workers[worker].attempts)
         self.scheduler.lose(worker, self.now())
         if not self.scheduler.over:
             log.warn("worker {worker} lost ({why}); tasks given back: {tasks}", worker=worker,
@@ -351,7 +351,11 @@ class Driver(service.Service):
             return answer
         if not wait:
             return {"action": "wait", "retry": 0.0, "task": None}
-        self._drop_waiter(worker)
+        # One long poll per worker: an earlier one still open is answered.
+        earlier = self.waiters.pop(worker, None)
+        if earlier is not None:
+            earlier[1].cancel()
+            earlier[0].callback({"action": "wait", "retry": 0.0, "task": None})
         d = defer.Deferred()
         call = self.reactor.callLater(self.config.poll, self._poll_expired, worker)
         self.waiters[worker] = (d, call)
