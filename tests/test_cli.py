@@ -76,7 +76,10 @@ class RunTests(unittest.TestCase):
         result = self.txmr("run", os.path.join(JOBS, "dies_once.py"), "-i", corpus, "-o", out,
                            "-w", "2", "-m", "3", "-r", "1")
         self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
-        self.assertEqual(result.stderr.count("exited with 1; starting another"), 3)
+        # Each map killed a worker once; both first workers died, so the job
+        # finished only because dead workers were replaced.
+        self.assertEqual(len([n for n in os.listdir(self.base) if n.startswith("died-")]), 3)
+        self.assertGreaterEqual(result.stderr.count("exited with 1; starting another"), 2)
         self.assertEqual(read_output(out, 1), {
             name: str(os.path.getsize(os.path.join(corpus, name)))
             for name in os.listdir(corpus)})
