@@ -146,13 +146,16 @@ class LocalCluster:
         return self.spawn(f"worker-{i}", ["txmr-worker", "--driver", self.address,
                                           "--give-up", "30"])
 
+    @property
+    def may_restart(self):
+        return self.restarts < RESTARTS_PER_WORKER * len(self.workers)
+
     def all_workers_dead(self):
         """
         Every worker failed and none may be restarted.  (Workers that exit
         0 were told the job is over: the driver follows them.)
         """
-        return (self.restarts >= RESTARTS_PER_WORKER * len(self.workers)
-                and all(w.poll() not in (None, 0) for w in self.workers))
+        return not self.may_restart and all(w.poll() not in (None, 0) for w in self.workers)
 
     def replace_dead_workers(self):
         """
@@ -162,9 +165,8 @@ class LocalCluster:
         not run forever.
         """
         for i, process in enumerate(self.workers):
-            if process.poll() not in (None, 0) and self.driver.poll() is None:
-                if self.restarts >= RESTARTS_PER_WORKER * len(self.workers):
-                    continue
+            if (process.poll() not in (None, 0) and self.driver.poll() is None
+                    and self.may_restart):
                 self.restarts += 1
                 print(f"txmr: worker {i} exited with {process.returncode}; starting another",
                       file=sys.stderr, flush=True)

@@ -350,12 +350,12 @@ class Driver(service.Service):
         if answer is not None:
             return answer
         if not wait:
-            return {"action": "wait", "retry": 0.0, "task": None}
+            return _wait()
         # One long poll per worker: an earlier one still open is answered.
         earlier = self.waiters.pop(worker, None)
         if earlier is not None:
             earlier[1].cancel()
-            earlier[0].callback({"action": "wait", "retry": 0.0, "task": None})
+            earlier[0].callback(_wait())
         d = defer.Deferred()
         call = self.reactor.callLater(self.config.poll, self._poll_expired, worker)
         self.waiters[worker] = (d, call)
@@ -378,7 +378,7 @@ class Driver(service.Service):
 
     def _poll_expired(self, worker):
         d, _ = self.waiters.pop(worker)
-        d.callback({"action": "wait", "retry": 0.0, "task": None})
+        d.callback(_wait())
 
     def _drop_waiter(self, worker):
         entry = self.waiters.pop(worker, None)
@@ -423,17 +423,13 @@ class Driver(service.Service):
 
     def _commit(self, attempt, counters, written_in_place=False):
         """
-        Rename a running attempt's files into place and finish its task.
-
-        @param written_in_place: the seed's HTTP workers wrote their files
-            under the final names; a missing temporary file is then no error.
+        Rename a running attempt's files into place and finish its task;
+        C{written_in_place} as for L{tasks.commit}.
         """
         spec = self.spec(attempt)
         task, worker = attempt.task, attempt.worker
         try:
-            for temporary, final in tasks.commit_names(spec):
-                if not (written_in_place and not os.path.exists(temporary)):
-                    os.replace(temporary, final)
+            tasks.commit(spec, written_in_place)
         except OSError as e:
             tasks.discard(spec)
             self.task_failed(worker, task.kind, task.index, attempt.id,
@@ -697,6 +693,13 @@ class Driver(service.Service):
             self.done.callback(code)
             if self.on_exit is not None:
                 self.on_exit(code, message)
+
+
+def _wait():
+    """
+    The answer to GetTask when nothing is ready: ask again.
+    """
+    return {"action": "wait", "retry": 0.0, "task": None}
 
 
 def valid_counters(counters):

@@ -180,12 +180,16 @@ def commit_names(spec):
     return [(attempt_name(final, attempt), final) for final in finals]
 
 
-def commit(spec):
+def commit(spec, written_in_place=False):
     """
     Make an attempt's files visible under their final names, each whole.
+
+    @param written_in_place: the seed's HTTP workers wrote their files under
+        the final names; a missing temporary file is then no error.
     """
     for temporary, final in commit_names(spec):
-        os.replace(temporary, final)
+        if not (written_in_place and not os.path.exists(temporary)):
+            os.replace(temporary, final)
 
 
 def discard(spec):
