@@ -28,8 +28,15 @@ class WholeJobTests(unittest.TestCase):
         cluster.start_worker("w2")
         self.assertEqual(cluster.wait(), 0, cluster.log())
         self.assertEqual(read_output(cluster.output, 2), counted(EXAMPLES))
-        self.assertEqual(cluster.wait("w1", 30), 0)
-        self.assertEqual(cluster.wait("w2", 30), 0)
+        for name in ("w1", "w2"):
+            code = cluster.wait(name, 40)
+            if "joined the driver" in cluster.log(name):
+                self.assertEqual(code, 0, cluster.log(name))
+            else:
+                # On a loaded machine a worker may start after this small
+                # job is over: it cannot know the job's fate, and says so.
+                self.assertEqual(code, 1)
+                self.assertIn("cannot reach the driver", cluster.log(name))
         self.assertTrue(all(complete for _, _, complete in cluster.exits), cluster.exits)
         self.assertIn("txmr.reduce_output_records", cluster.log())
 

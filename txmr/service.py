@@ -15,7 +15,7 @@ import sys
 from twisted.internet import endpoints
 from twisted.python import usage
 
-from txmr import driver, tasks, worker
+from txmr import tasks
 from txmr.job import DEFAULT_JOB
 
 _exit_code = 0
@@ -124,6 +124,8 @@ class DriverOptions(usage.Options):
         return super().parseOptions(_seed_aliases(options))
 
     def config(self):
+        from txmr import driver
+
         listen = self["listen"] or f"tcp:{self['port']}:interface=127.0.0.1"
         return driver.DriverConfig(
             input=self["input"],
@@ -183,8 +185,13 @@ class WorkerOptions(usage.Options):
         self["secret"] = read_secret(self["secret-file"])
 
 
+# Each daemon imports only its own side: a worker starts sooner without the
+# driver's web and metrics modules.
+
 def make_driver_service(options):
     from twisted.internet import reactor
+
+    from txmr import driver
 
     try:
         return driver.makeService(
@@ -198,6 +205,8 @@ def make_driver_service(options):
 
 def make_worker_service(options):
     from twisted.internet import reactor
+
+    from txmr import worker
 
     def on_exit(code, message):
         # A task thread that is still computing would hold up the reactor's

@@ -8,8 +8,10 @@ it reads, computes and writes, and knows nothing of the network.
     (L{plan_splits}); a map task reads its splits in large blocks.
   - Map output is partitioned by a stable hash of the key's bytes
     (L{partition}), passed through the job's combiner in memory, and written
-    per partition as length-prefixed C{marshal} chunks.  At most
-    C{buffer_records} records are held before a chunk is written.
+    per partition as length-prefixed C{marshal} chunks, each a column of
+    keys and a column of values (no tuple per pair to write or to load), of
+    at most C{CHUNK_RECORDS} pairs.  At most C{buffer_records} records are
+    held before they are written.
   - A reduce task groups its partition in a hash table while its estimated
     size stays under C{memory} bytes; past that it spills sorted runs to disk
     and k-way merges them, so its memory never grows with the input.  Output
@@ -27,7 +29,8 @@ import marshal
 import os
 import struct
 import zlib
-from itertools import groupby
+from itertools import groupby, islice
+from operator import itemgetter
 
 from txmr.job import Job, counting
 
@@ -36,12 +39,13 @@ BUFFER_RECORDS = 200_000
 DEFAULT_MEMORY = 128 << 20
 # The memory estimate of a reduce task: marshal bytes to bytes of Python
 # objects, roughly, and what a new key costs beyond its pair (a list and a
-# hash table entry).  Pairs are grouped GROUP_SLICE at a time between checks.
+# hash table entry).  The estimate is checked after each chunk.
 OBJECT_OVERHEAD = 4
 NEW_KEY_BYTES = 160
-GROUP_SLICE = 20_000
 _LENGTH = struct.Struct("<Q")
-MAGIC = b"TXMR-CHUNKS-1\n"
+MAGIC = b"TXMR-CHUNKS-2\n"
+# Pairs per chunk: what a reader holds at once, whatever the input's size.
+CHUNK_RECORDS = 16_384
 GC_THRESHOLD = 50_000
 # Items per chunk of a spilled run, and runs merged at once: a merge holds
 # at most MERGE_FAN_IN chunks in memory.
@@ -118,11 +122,24 @@ def sort_key(key):
 
 def sorted_keys(keys):
     keys = list(keys)
-    if all(type(k) is str for k in keys):
+    if set(map(type, keys)) <= {str}:
         keys.sort()
     else:
         keys.sort(key=sort_key)
     return keys
+
+
+def sorted_items(groups):
+    """
+    The C{(key, values)} items of a dict in key order.  Sorting the items
+    themselves saves a lookup per key, in key order, all over the table.
+    """
+    items = list(groups.items())
+    if set(map(type, groups)) <= {str}:
+        items.sort(key=itemgetter(0))
+    else:
+        items.sort(key=lambda item: sort_key(item[0]))
+    return items
 
 
 def hashable(key):
@@ -317,15 +334,30 @@ def write_chunk(f, obj):
     return len(data)
 
 
+def write_columns(f, keys, values, per_chunk=CHUNK_RECORDS):
+    """
+    Write pairs given as two columns, as chunks of at most C{per_chunk}
+    pairs, each chunk a C{(keys, values)} tuple of two lists.
+    """
+    if len(keys) <= per_chunk:
+        write_chunk(f, (keys, values))
+        return
+    for start in range(0, len(keys), per_chunk):
+        write_chunk(f, (keys[start:start + per_chunk], values[start:start + per_chunk]))
+
+
 def read_chunks(path):
     """
-    Yield C{(size, object)} for each chunk of a chunked marshal file.
+    Yield C{(size, (keys, values))} for each chunk of a chunked marshal file.
 
     A file without the magic line is map output written by one of the seed
     system's HTTP workers (C{word count} lines); it is read as such.
     """
     with open(path, "rb") as f:
-        if f.read(len(MAGIC)) != MAGIC:
+        head = f.read(len(MAGIC))
+        if head != MAGIC:
+            if head.startswith(MAGIC[:12]):
+                raise ValueError(f"{path}: written by another version of txmr ({head.strip()!r})")
             f.seek(0)
             yield from _seed_chunks(f)
             return
@@ -342,21 +374,22 @@ def read_chunks(path):
             yield size, marshal.loads(data)
 
 
-def _seed_chunks(f, lines_per_chunk=100_000):
-    pairs = []
+def _seed_chunks(f, lines_per_chunk=CHUNK_RECORDS):
+    keys, values = [], []
     size = 0
     for line in f:
         key, _, value = line.decode("utf-8", "surrogateescape").rstrip("\r\n").rpartition(" ")
         try:
-            pairs.append((key, int(value)))
+            values.append(int(value))
         except ValueError:
             raise ValueError(f"{f.name}: not txmr map output, nor seed lines: {line[:80]!r}")
+        keys.append(key)
         size += len(line)
-        if len(pairs) >= lines_per_chunk:
-            yield size, pairs
-            pairs, size = [], 0
-    if pairs:
-        yield size, pairs
+        if len(keys) >= lines_per_chunk:
+            yield size, (keys, values)
+            keys, values, size = [], [], 0
+    if keys:
+        yield size, (keys, values)
 
 
 # -- map ----------------------------------------------------------------------
@@ -367,7 +400,7 @@ class MapOutput:
     The partitioned output of one map attempt.
 
     Pairs are buffered, passed through the combiner if the job has one, and
-    written as chunks of C{(key, value)} pairs to one temporary file per
+    written as columnar chunks (L{write_columns}) to one temporary file per
     partition, at most C{buffer_records} records being held at any time.
     """
 
@@ -379,9 +412,17 @@ class MapOutput:
         self.counters = counters
         self.buffer_records = buffer_records
         self.groups = {}
-        self.parts = [[] for _ in paths]
+        # Each partition's pairs as two columns; flush() empties them in
+        # place, so their bound append methods stay valid.
+        self.keys = [[] for _ in paths]
+        self.values = [[] for _ in paths]
         self.buffered = 0
         self.records = 0
+
+    def _place(self, key, value):
+        i = partition(key, len(self.paths))
+        self.keys[i].append(key)
+        self.values[i].append(value)
 
     def add(self, key, value):
         if type(key) is list:
@@ -393,7 +434,7 @@ class MapOutput:
             else:
                 values.append(value)
         else:
-            self.parts[partition(key, len(self.paths))].append((key, value))
+            self._place(key, value)
         self._count(1)
 
     def extend(self, pairs):
@@ -408,13 +449,16 @@ class MapOutput:
             for key, value in pairs:
                 add(key, value)
             return
-        parts = self.parts
-        n = len(parts)
+        add_key = [column.append for column in self.keys]
+        add_value = [column.append for column in self.values]
+        n = len(add_key)
         crc32 = zlib.crc32
         pending = 0
         for key, value in pairs:
             if type(key) is str:
-                parts[crc32(key.encode("utf-8", "surrogatepass")) % n].append((key, value))
+                i = crc32(key.encode("utf-8", "surrogatepass")) % n
+                add_key[i](key)
+                add_value[i](value)
                 pending += 1
                 if pending == 4096:
                     self._count(pending)
@@ -431,8 +475,6 @@ class MapOutput:
 
     def _combine(self):
         init, combine, final = Job.hooks(self.instance, "combine")
-        n = len(self.paths)
-        parts = self.parts
         produced = 0
 
         def place(pairs):
@@ -440,7 +482,7 @@ class MapOutput:
             for key, value in pairs or ():
                 if type(key) is list:
                     key = hashable(key)
-                parts[partition(key, n)].append((key, value))
+                self._place(key, value)
                 produced += 1
 
         place(init())
@@ -456,12 +498,13 @@ class MapOutput:
     def flush(self):
         if self.combiner and self.groups:
             self._combine()
-        for i, pairs in enumerate(self.parts):
-            if pairs:
+        for i, keys in enumerate(self.keys):
+            if keys:
                 if self.files[i] is None:
                     self.files[i] = open_chunks(self.paths[i])
-                write_chunk(self.files[i], pairs)
-                self.parts[i] = []
+                write_columns(self.files[i], keys, self.values[i])
+                keys.clear()
+                self.values[i].clear()
         self.buffered = 0
 
     def close(self):
@@ -564,34 +607,30 @@ class Grouper:
         self.used = 0
         self.runs = []
 
-    def add_chunk(self, size, pairs):
+    def add_chunk(self, size, keys, values):
         """
-        Group a chunk of map output, a slice at a time, spilling whenever
-        the estimate passes the budget.  The estimate counts the pairs'
-        objects, and a new list and table entry per new key: a chunk of
-        mostly new keys costs more than one that extends known keys.
+        Group a chunk of map output (at most L{CHUNK_RECORDS} pairs), then
+        spill if the estimate passed the budget.  The estimate counts the
+        pairs' objects, and a new list and table entry per new key: a chunk
+        of mostly new keys costs more than one that extends known keys.
         """
-        per_pair = size * OBJECT_OVERHEAD / max(len(pairs), 1)
-        for start in range(0, len(pairs), GROUP_SLICE):
-            part = pairs[start:start + GROUP_SLICE]
-            groups = self.groups
-            before = len(groups)
-            get = groups.get
-            for key, value in part:
-                values = get(key)
-                if values is None:
-                    groups[key] = [value]
-                else:
-                    values.append(value)
-            self.used += len(part) * per_pair + (len(groups) - before) * NEW_KEY_BYTES
-            if self.used > self.memory:
-                self.spill()
+        groups = self.groups
+        before = len(groups)
+        get = groups.get
+        for key, value in zip(keys, values):
+            group = get(key)
+            if group is None:
+                groups[key] = [value]
+            else:
+                group.append(value)
+        self.used += size * OBJECT_OVERHEAD + (len(groups) - before) * NEW_KEY_BYTES
+        if self.used > self.memory:
+            self.spill()
 
     def spill(self):
         groups = self.groups
-        ordered = sorted_keys(groups)
-        self.runs.append(self._write_run(zip(ordered, map(groups.__getitem__, ordered))))
-        add(self.counters, "spilled_records", sum(len(v) for v in groups.values()))
+        self.runs.append(self._write_run(iter(sorted_items(groups))))
+        add(self.counters, "spilled_records", sum(map(len, groups.values())))
         self.groups = {}
         self.used = 0
 
@@ -602,19 +641,17 @@ class Grouper:
         path = f"{self.spill_prefix}.spill-{self._spills}"
         self._spills += 1
         with open_chunks(path) as f:
-            batch = []
-            for item in items:
-                batch.append(item)
-                if len(batch) == RUN_CHUNK:
-                    write_chunk(f, batch)
-                    batch = []
-            if batch:
-                write_chunk(f, batch)
+            while True:
+                batch = list(islice(items, RUN_CHUNK))
+                if not batch:
+                    break
+                keys, groups = zip(*batch)
+                write_chunk(f, (keys, groups))
         return path
 
     def _run(self, path):
-        for _, chunk in read_chunks(path):
-            yield from chunk
+        for _, (keys, groups) in read_chunks(path):
+            yield from zip(keys, groups)
 
     def _merge(self, sources):
         merged = heapq.merge(*sources, key=lambda kv: sort_key(kv[0]))
@@ -629,9 +666,8 @@ class Grouper:
         many at a time, into longer ones.  Memory then stays bounded however
         many runs a large input makes.
         """
-        groups = self.groups
-        keys = sorted_keys(groups)
-        in_memory = zip(keys, map(groups.__getitem__, keys))
+        in_memory = iter(sorted_items(self.groups))
+        self.groups = {}
         if not self.runs:
             return in_memory
         while len(self.runs) >= self.fan_in:
@@ -674,10 +710,10 @@ def run_reduce(job, spec, cancel=None):
     init, function, final = Job.hooks(instance, "reduce")
     try:
         for m in range(spec["n_map"]):
-            for size, pairs in read_chunks(map_output_name(spec["intermediate"], m, index)):
+            for size, (keys, values) in read_chunks(map_output_name(spec["intermediate"], m, index)):
                 _check(cancel)
-                records += len(pairs)
-                grouper.add_chunk(size, pairs)
+                records += len(keys)
+                grouper.add_chunk(size, keys, values)
         with counting(counters), open(temporary, "w", encoding="utf-8",
                                       errors="surrogateescape") as out:
             lines = []
@@ -689,15 +725,19 @@ def run_reduce(job, spec, cancel=None):
                     write(f"{fmt(key)}\t{fmt(value)}\n")
 
             emit(init())
-            for key, values in grouper.sorted_groups():
-                for k, v in function(key, values) or ():
-                    write(f"{fmt(k)}\t{fmt(v)}\n")
-                groups += 1
-                if not groups % 20_000:
-                    _check(cancel)
-                    written += len(lines)
-                    out.writelines(lines)
-                    lines.clear()
+            sorted_groups = grouper.sorted_groups()
+            while batch := list(islice(sorted_groups, 20_000)):
+                _check(cancel)
+                for key, values in batch:
+                    for k, v in function(key, values) or ():
+                        if type(k) is str and type(v) is int:  # the common case, no calls
+                            write(f"{k}\t{v}\n")
+                        else:
+                            write(f"{fmt(k)}\t{fmt(v)}\n")
+                groups += len(batch)
+                written += len(lines)
+                out.writelines(lines)
+                lines.clear()
             emit(final())
             written += len(lines)
             out.writelines(lines)
