@@ -127,10 +127,12 @@ class Worker(service.Service):
         factory = Factory.forProtocol(lambda: WorkerProtocol(self))
         self.client = ClientService(
             endpoint, factory,
-            # Back off from 0.05 s to 5 s, with a little jitter (the default
-            # jitter adds up to a whole second to every try).
-            retryPolicy=backoffPolicy(initialDelay=0.05, maxDelay=5.0,
-                                      jitter=lambda: random.uniform(0, 0.05)),
+            # Back off from 0.02 s to 5 s, with a little jitter (the default
+            # jitter adds up to a whole second to every try): a worker started
+            # beside its driver joins within a few hundredths of a second of
+            # the driver listening.
+            retryPolicy=backoffPolicy(initialDelay=0.02, maxDelay=5.0,
+                                      jitter=lambda: random.uniform(0, 0.02)),
             clock=self.reactor,
         )
         self.client.startService()
