@@ -2,11 +2,12 @@
 """
 What scheduling costs the driver, measured on a real driver process.
 
-    python bench/scheduler.py [--tasks 4000] [--idle 100] [--seconds 20]
+    python bench/scheduler.py [--tasks 4000] [--idle 100] [--seconds 20] [--tcp]
 
 1. Throughput: a job of TASKS no-op map tasks (no input, so each writes one
    empty partition) and one reduce, run by 2 workers through twistd; tasks
    per second over the map phase, from the driver's own attempt times.
+   The driver listens on a UNIX socket, or on loopback TCP with --tcp.
 2. Idle cost: IDLE workers connected and answering heartbeats (one process
    hosts them all: each is a real txmr Worker service) while one task
    blocks; the driver's CPU (utime + stime from /proc) over SECONDS.
@@ -27,13 +28,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TWISTD = twistd()
 
 
+LISTEN = "unix:{work}/driver.sock"
+
+
 def start_driver(work, *args):
     os.makedirs(os.path.join(work, "in"), exist_ok=True)
     log = open(os.path.join(work, "driver.log"), "wb")
     driver = subprocess.Popen(TWISTD + [
         "--pidfile=", "-n", "txmr-driver", "--input", os.path.join(work, "in"),
         "--intermediate", os.path.join(work, "mid"), "--output", os.path.join(work, "out"),
-        "--listen", f"unix:{work}/driver.sock", "--port-file", os.path.join(work, "address"),
+        "--listen", LISTEN.format(work=work), "--port-file", os.path.join(work, "address"),
         "--summary-file", os.path.join(work, "summary.json")] + list(args),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     while not os.path.exists(os.path.join(work, "address")):
@@ -103,11 +107,15 @@ def main():
     p.add_argument("--tasks", type=int, default=4000)
     p.add_argument("--idle", type=int, default=100)
     p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--tcp", action="store_true", help="listen on loopback TCP")
     a = p.parse_args()
+    global LISTEN
+    if a.tcp:
+        LISTEN = "tcp:0:interface=127.0.0.1"
     work = tempfile.mkdtemp(prefix="txmr-bench-sched-")
     try:
         rate, phase = throughput(os.path.join(work, "throughput"), a.tasks)
-        print(f"| no-op map tasks, 2 workers | {a.tasks} tasks in {phase:.2f}s | "
+        print(f"| no-op map tasks, 2 workers, {'TCP' if a.tcp else 'UNIX socket'} | {a.tasks} tasks in {phase:.2f}s | "
               f"{rate:.0f} tasks/s | target >= 2000 |", flush=True)
         share = idle_cost(os.path.join(work, "idle"), a.idle, a.seconds)
         print(f"| {a.idle} idle workers, heartbeat 1s | {a.seconds:g}s window | "
