@@ -49,11 +49,18 @@ def start_driver(work, *args):
 
 
 def throughput(work, n_tasks):
+    """
+    Tasks per second over the map phase, and the driver's CPU time per
+    task (from its start of listening to its exit, so without its start-up).
+    """
     driver, address = start_driver(work, "--mappers", str(n_tasks), "--reducers", "1")
+    before = cpu_seconds(driver.pid)
     workers = [subprocess.Popen(TWISTD + ["--pidfile=", "-n", "txmr-worker", "--driver", address],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for _ in range(2)]
-    code = driver.wait()
+    _, status, usage = os.wait4(driver.pid, 0)
+    driver.returncode = code = os.waitstatus_to_exitcode(status)
+    per_task = (usage.ru_utime + usage.ru_stime - before) / (n_tasks + 1)
     for w in workers:
         w.wait()
     if code:
@@ -63,7 +70,7 @@ def throughput(work, n_tasks):
     maps = [a for t in summary["tasks"] if t["kind"] == "map" for a in t["attempts"]
             if a["state"] == "succeeded"]
     phase = max(a["end"] for a in maps) - min(a["start"] for a in maps)
-    return len(maps) / phase, phase
+    return len(maps) / phase, phase, per_task
 
 
 def cpu_seconds(pid):
@@ -114,9 +121,11 @@ def main():
         LISTEN = "tcp:0:interface=127.0.0.1"
     work = tempfile.mkdtemp(prefix="txmr-bench-sched-")
     try:
-        rate, phase = throughput(os.path.join(work, "throughput"), a.tasks)
-        print(f"| no-op map tasks, 2 workers, {'TCP' if a.tcp else 'UNIX socket'} | {a.tasks} tasks in {phase:.2f}s | "
-              f"{rate:.0f} tasks/s | target >= 2000 |", flush=True)
+        rate, phase, per_task = throughput(os.path.join(work, "throughput"), a.tasks)
+        print(f"| no-op map tasks, 2 workers, {'TCP' if a.tcp else 'UNIX socket'} | "
+              f"{a.tasks} tasks in {phase:.2f}s | {rate:.0f} tasks/s | target >= 2000 |\n"
+              f"| the driver's CPU per task (hand-out, report, commit) | "
+              f"{1e6 * per_task:.0f} us | {1 / per_task:.0f} tasks/s on one core | |", flush=True)
         share = idle_cost(os.path.join(work, "idle"), a.idle, a.seconds)
         print(f"| {a.idle} idle workers, heartbeat 1s | {a.seconds:g}s window | "
               f"driver CPU {100 * share:.2f}% of a core | target < 5% |", flush=True)

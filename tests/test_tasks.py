@@ -116,6 +116,67 @@ class KeyTests(unittest.TestCase):
         self.assertEqual(tasks.format_field({"k": None}), '{"k":null}')
 
 
+class ChunkTests(unittest.TestCase):
+    """
+    The shuffle's files: bounded chunks, and a reduce side whose merge holds
+    only chunks of runs.
+    """
+
+    def test_chunks_are_bounded_and_keep_every_pair(self):
+        self.patch(tasks, "CHUNK_RECORDS", 100)
+        base = self.mktemp()
+        os.makedirs(base)
+        paths = [os.path.join(base, f"p{i}") for i in range(2)]
+        out = tasks.MapOutput(paths, None, False, {}, buffer_records=350)
+        pairs = [(f"k{i}", i) for i in range(1000)] + [(("a", i), [i]) for i in range(10)]
+        out.extend(pairs)
+        out.close()
+        got = []
+        for index, path in enumerate(paths):
+            for _, (keys, values) in tasks.read_chunks(path):
+                self.assertLessEqual(len(keys), 100)
+                self.assertEqual(len(keys), len(values))
+                for key in keys:
+                    self.assertEqual(tasks.partition(key, 2), index)
+                got.extend(zip(keys, values))
+        self.assertEqual(sorted(got, key=repr), sorted(pairs, key=repr))
+
+    def test_merge_holds_only_runs(self):
+        """
+        Once a reduce task has spilled, what is left in memory at the end is
+        spilled too: the merge then reads runs a chunk at a time, and holds
+        no table as large as the budget beside them.
+        """
+        rng = random.Random(5)
+        counters = {}
+        prefix = os.path.join(self.mktemp(), "r")
+        os.makedirs(os.path.dirname(prefix))
+        grouper = tasks.Grouper(prefix, 20_000, counters)
+        expected = collections.defaultdict(list)
+        for _ in range(20):
+            keys = [f"w{rng.randrange(500)}" for _ in range(200)]
+            values = list(range(200))
+            for k, v in zip(keys, values):
+                expected[k].append(v)
+            grouper.add_chunk(2000, keys, values)
+        self.assertTrue(grouper.runs)
+        groups = list(grouper.sorted_groups())
+        self.assertEqual(grouper.groups, {})
+        self.assertEqual([k for k, _ in groups], sorted(expected))
+        self.assertEqual({k: sorted(v) for k, v in groups},
+                         {k: sorted(v) for k, v in expected.items()})
+        self.assertEqual(counters["txmr"]["spilled_records"], 20 * 200)
+        grouper.remove_runs()
+        self.assertEqual(os.listdir(os.path.dirname(prefix)), [])
+
+    def test_output_of_another_version_is_named(self):
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"TXMR-CHUNKS-1\n\x00\x00")
+        e = self.assertRaises(ValueError, list, tasks.read_chunks(path))
+        self.assertIn("another version of txmr", str(e))
+
+
 class JobRunTests(unittest.TestCase):
     """
     Whole jobs run inline, compared with an independent one-process oracle.

@@ -332,11 +332,12 @@ def write_chunk(f, obj):
     return len(data)
 
 
-def write_columns(f, keys, values, per_chunk=CHUNK_RECORDS):
+def write_columns(f, keys, values):
     """
-    Write pairs given as two columns, as chunks of at most C{per_chunk}
+    Write pairs given as two columns, as chunks of at most L{CHUNK_RECORDS}
     pairs, each chunk a C{(keys, values)} tuple of two lists.
     """
+    per_chunk = CHUNK_RECORDS
     if len(keys) <= per_chunk:
         write_chunk(f, (keys, values))
         return
