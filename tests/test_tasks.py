@@ -141,6 +141,25 @@ class ChunkTests(unittest.TestCase):
                 got.extend(zip(keys, values))
         self.assertEqual(sorted(got, key=repr), sorted(pairs, key=repr))
 
+    def test_large_records_flush_sooner(self):
+        """
+        A map task's buffer is bounded in bytes as well as in records: with
+        large values it is written after fewer records.
+        """
+        self.patch(tasks, "BUFFER_BYTES", 100_000)
+        self.patch(tasks, "FIRST_FLUSH", 5)
+        base = self.mktemp()
+        os.makedirs(base)
+        path = os.path.join(base, "p0")
+        out = tasks.MapOutput([path], None, False, {})
+        for i in range(100):
+            out.add(f"k{i}", "x" * 10_000)
+        out.close()
+        sizes = [len(keys) for _, (keys, _) in tasks.read_chunks(path)]
+        self.assertEqual(sum(sizes), 100)
+        self.assertEqual(sizes[0], 5)
+        self.assertTrue(all(n <= 10 for n in sizes), sizes)
+
     def test_merge_holds_only_runs(self):
         """
         Once a reduce task has spilled, what is left in memory at the end is

@@ -36,7 +36,13 @@ from txmr.job import Job, counting
 # Input is read and decoded a block at a time: 1 MiB measured 3% faster than
 # 4 MiB (a block's lines are still in the cache when the map reads them).
 BLOCK_BYTES = 1 << 20
+# A map task's buffer is written out at BUFFER_RECORDS records, or sooner when
+# records are large: the limit is set again after each write so that the
+# next one holds about BUFFER_BYTES of marshal data (and the first write
+# comes after FIRST_FLUSH records, before their size is known).
 BUFFER_RECORDS = 200_000
+BUFFER_BYTES = 16 << 20
+FIRST_FLUSH = 1_000
 DEFAULT_MEMORY = 128 << 20
 # The memory estimate of a reduce task: marshal bytes to bytes of Python
 # objects, roughly, and what a new key costs beyond its pair (a list and a
@@ -339,10 +345,9 @@ def write_columns(f, keys, values):
     """
     per_chunk = CHUNK_RECORDS
     if len(keys) <= per_chunk:
-        write_chunk(f, (keys, values))
-        return
-    for start in range(0, len(keys), per_chunk):
-        write_chunk(f, (keys[start:start + per_chunk], values[start:start + per_chunk]))
+        return write_chunk(f, (keys, values))
+    return sum(write_chunk(f, (keys[start:start + per_chunk], values[start:start + per_chunk]))
+               for start in range(0, len(keys), per_chunk))
 
 
 def read_chunks(path):
@@ -410,6 +415,7 @@ class MapOutput:
         self.combiner = combiner
         self.counters = counters
         self.buffer_records = buffer_records
+        self.limit = min(buffer_records, FIRST_FLUSH)
         self.groups = {}
         # Each partition's pairs as two columns; flush() empties them in
         # place, so their bound append methods stay valid.
@@ -469,7 +475,7 @@ class MapOutput:
     def _count(self, n):
         self.records += n
         self.buffered += n
-        if self.buffered >= self.buffer_records:
+        if self.buffered >= self.limit:
             self.flush()
 
     def _combine(self):
@@ -497,13 +503,17 @@ class MapOutput:
     def flush(self):
         if self.combiner and self.groups:
             self._combine()
+        records = size = 0
         for i, keys in enumerate(self.keys):
             if keys:
                 if self.files[i] is None:
                     self.files[i] = open_chunks(self.paths[i])
-                write_columns(self.files[i], keys, self.values[i])
+                records += len(keys)
+                size += write_columns(self.files[i], keys, self.values[i])
                 keys.clear()
                 self.values[i].clear()
+        if records:
+            self.limit = max(1, min(self.buffer_records, BUFFER_BYTES * records // size))
         self.buffered = 0
 
     def close(self):
