@@ -126,6 +126,43 @@ class ProtocolTests(DriverFixture, unittest.TestCase):
             self.assertEqual(f.read(), "0\t1\n1\t1\ndog\t2\nfox\t2\nlazy\t2\nquick\t2\nthe\t4\n")
 
     @defer.inlineCallbacks
+    def test_report_that_asks_is_answered_with_the_next_task(self):
+        """
+        A report with C{ask} carries the worker's next action in its answer:
+        a whole job runs on reports alone after the first question.  A
+        report without C{ask} is answered with nothing.
+        """
+        client = yield self.connect()
+        answer = yield client.callRemote(protocol.GetTask)
+        first = answer["task"]
+        counters = tasks.run_task(self.job, first)
+        plain = yield client.callRemote(protocol.TaskDone, kind="map", index=first["index"],
+                                        attempt=first["attempt"], counters=counters)
+        self.assertEqual(plain, {"action": None, "retry": None, "task": None})
+        answer = yield client.callRemote(protocol.GetTask)
+        kinds = []
+        while answer["action"] == "run":
+            spec = answer["task"]
+            kinds.append(spec["kind"])
+            answer = yield client.callRemote(
+                protocol.TaskDone, kind=spec["kind"], index=spec["index"],
+                attempt=spec["attempt"], counters=tasks.run_task(self.job, spec), ask=True)
+        self.assertEqual(kinds, ["map", "reduce"])
+        self.assertEqual((answer["action"], answer["task"]), ("done", {"ok": True}))
+        code = yield self.driver.done
+        self.assertEqual(code, 0)
+
+    @defer.inlineCallbacks
+    def test_refused_report_that_asks_gets_no_task(self):
+        a = yield self.connect()
+        answer = yield a.callRemote(protocol.GetTask)
+        spec = answer["task"]
+        yield self.assertFailure(
+            a.callRemote(protocol.TaskDone, kind="map", index=spec["index"], attempt=12345,
+                         counters={}, ask=True), protocol.StaleReport)
+        self.assertEqual(len(self.driver.scheduler.workers[a.worker].attempts), 1)
+
+    @defer.inlineCallbacks
     def test_refusals(self):
         """
         Unknown tasks, unknown attempts and reports about another worker's

@@ -190,14 +190,16 @@ class DriverProtocol(amp.AMP):
         return self.driver.get_task(self._worker(), wait is not False)
 
     @protocol.TaskDone.responder
-    def task_done(self, kind, index, attempt, counters):
-        self.driver.task_done(self._worker(), kind, index, attempt, counters)
-        return {}
+    def task_done(self, kind, index, attempt, counters, ask=None):
+        worker = self._worker()
+        self.driver.task_done(worker, kind, index, attempt, counters)
+        return self.driver.get_task(worker, wait=False) if ask else {}
 
     @protocol.TaskFailed.responder
-    def task_failed(self, kind, index, attempt, error, traceback, record):
-        self.driver.task_failed(self._worker(), kind, index, attempt, error, traceback, record)
-        return {}
+    def task_failed(self, kind, index, attempt, error, traceback, record, ask=None):
+        worker = self._worker()
+        self.driver.task_failed(worker, kind, index, attempt, error, traceback, record)
+        return self.driver.get_task(worker, wait=False) if ask else {}
 
     def connectionLost(self, reason):
         super().connectionLost(reason)

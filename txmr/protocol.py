@@ -2,7 +2,9 @@
 The wire contract between a txmr driver and its workers: AMP commands.
 
 A worker connects, says L{Hello}, then asks L{GetTask} until it is told the
-job is done; it reports each attempt with L{TaskDone} or L{TaskFailed}.  The
+job is done; it reports each attempt with L{TaskDone} or L{TaskFailed}, whose
+answer can carry its next task, so that a busy worker needs one round trip
+per task.  The
 driver sends L{Ping} as a heartbeat, L{Cancel} for an attempt that no longer
 counts, and L{JobOver} when the job ends.
 
@@ -43,13 +45,19 @@ class BigUnicode(amp.Argument):
     """
 
     def toBox(self, name, strings, objects, proto):
-        data = self.encode(objects.pop(amp._wireNameToPythonIdentifier(name)))
+        value = objects.pop(amp._wireNameToPythonIdentifier(name), None)
+        if value is None and self.optional:
+            return
+        data = self.encode(value)
         chunks = [data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK)] or [b""]
         strings[name] = chunks[0]
         for i, chunk in enumerate(chunks[1:], 1):
             strings[name + b".%d" % i] = chunk
 
     def fromBox(self, name, strings, objects, proto):
+        if name not in strings and self.optional:
+            objects[amp._wireNameToPythonIdentifier(name)] = None
+            return
         chunks = [strings.pop(name)]
         i = 1
         while name + b".%d" % i in strings:
@@ -137,12 +145,26 @@ class GetTask(amp.Command):
     errors = {UnknownWorker: b"NOT_REGISTERED"}
 
 
+# A report with C{ask} true is also a question: its answer carries what
+# L{GetTask} with C{wait} false would answer, so that a worker learns its
+# next task in the same round trip (as a Hadoop heartbeat does).  Without
+# C{ask}, the answer is empty.
+_ASK = (b"ask", amp.Boolean(optional=True))
+_NEXT = [
+    (b"action", amp.Unicode(optional=True)),
+    (b"retry", amp.Float(optional=True)),
+    (b"task", BigJSON(optional=True)),
+]
+
+
 class TaskDone(amp.Command):
     """
     Worker to driver: an attempt succeeded, and its files are written under
     their attempt names.  If the attempt still counts, the driver commits
     the files by renaming them, and the task is finished; otherwise the
     report is refused with L{StaleReport}.  A refusal changes nothing.
+    With C{ask}, the answer is also the worker's next action, as for
+    L{GetTask} with C{wait} false.
     """
 
     arguments = [
@@ -150,8 +172,9 @@ class TaskDone(amp.Command):
         (b"index", amp.Integer()),
         (b"attempt", amp.Integer()),
         (b"counters", BigJSON()),
+        _ASK,
     ]
-    response = []
+    response = _NEXT
     errors = _REFUSALS
 
 
@@ -159,6 +182,7 @@ class TaskFailed(amp.Command):
     """
     Worker to driver: an attempt's code raised.  C{record}, when not null,
     names the input record the map code failed on (for skipping mode).
+    C{ask} as for L{TaskDone}.
     """
 
     arguments = [
@@ -168,8 +192,9 @@ class TaskFailed(amp.Command):
         (b"error", amp.Unicode()),
         (b"traceback", BigUnicode()),
         (b"record", BigJSON()),
+        _ASK,
     ]
-    response = []
+    response = _NEXT
     errors = _REFUSALS
 
 

@@ -206,22 +206,22 @@ class Worker(service.Service):
         proto.setTimeout(max(heartbeat * SILENCE_PERIODS, 5.0))
         log.info("joined the driver at {address} as worker {worker} (job {job})",
                  address=self.address, worker=hello["worker"], job=hello["job"])
-        report = None
-        queued = None
+        # What the driver will answer next, oldest first: Deferreds of
+        # answers (as GetTask's), or of None where a report's answer tells
+        # nothing (it was refused, or asked for nothing).
+        upcoming = []
         quick = False
         while not self.finished:
-            if queued is not None:
-                answer, queued = queued, None
-            else:
-                # The driver holds the question up to its poll time; it pings
-                # meanwhile, so a generous timeout loses nothing.  The
-                # question follows the last report at once, without waiting
-                # for its answer: the driver handles both in order.
-                ask = self._call(proto, protocol.GetTask, 300, wait=True)
-                if report is not None:
-                    yield report
-                    report = None
-                answer = yield ask
+            answer = None
+            while answer is None and upcoming:
+                answer = yield upcoming.pop(0)
+                if answer is not None and answer["action"] == "wait" and upcoming:
+                    answer = None
+            if answer is None or answer["action"] == "wait" and answer["retry"] == 0:
+                # Nothing known: ask, and let the driver hold the question
+                # up to its poll time.  It pings meanwhile, so a generous
+                # timeout loses nothing.
+                answer = yield self._call(proto, protocol.GetTask, 300, wait=True)
             action = answer["action"]
             if action == "done":
                 self.job_over(bool((answer["task"] or {}).get("ok")), "the driver says the job is over")
@@ -237,26 +237,23 @@ class Worker(service.Service):
             # so that tiny tasks do not wait for a round trip each.  (After
             # a long one, do not: the next task would wait behind this one
             # instead of going to an idle worker.)
-            prefetch = None
-            if quick:
-                prefetch = self._call(proto, protocol.GetTask, 300, wait=False)
+            if quick and not upcoming:
+                upcoming.append(self._call(proto, protocol.GetTask, 300, wait=False))
             started = self.reactor.seconds()
-            (report,) = yield self._attempt(proto, spec)
+            outcome = yield self._attempt(spec)
             quick = self.reactor.seconds() - started < QUICK_TASK
-            if prefetch is not None:
-                queued = yield prefetch
-                if queued["action"] == "wait":
-                    queued = None
+            # The report asks for the next task too, unless one is already
+            # coming and this task was slow (a worker busy with long tasks
+            # should not hold on to more of them).
+            ask = quick or not upcoming
+            report = self._report(proto, spec, outcome, ask)
+            if report is not None:
+                upcoming.append(report)
 
     @defer.inlineCallbacks
-    def _attempt(self, proto, spec):
+    def _attempt(self, spec):
         """
-        Run an attempt in a thread, then send its report.
-
-        @return: a one-item list of a L{Deferred} of the report's answer,
-            which never fails: refusals are logged, and a lost connection
-            shows at the next question.  (A list, because inlineCallbacks
-            would wait for a Deferred returned as it is.)
+        Run an attempt in a thread; return its outcome (see L{_execute}).
         """
         cancel = threading.Event()
         self.current = (spec["attempt"], cancel)
@@ -264,28 +261,43 @@ class Worker(service.Service):
             outcome = yield threads.deferToThread(self._execute, spec, cancel)
         finally:
             self.current = None
+        return outcome
+
+    def _report(self, proto, spec, outcome, ask):
+        """
+        Send an attempt's report; with C{ask}, it also asks for the next task.
+
+        @return: a L{Deferred} that never fails, of the driver's next action
+            (or None, when the report asked for nothing or was refused; a
+            lost connection shows at the next question); or None for a
+            cancelled attempt, which is not reported.
+        """
         where = dict(kind=spec["kind"], index=spec["index"], attempt=spec["attempt"])
         if outcome[0] == "cancelled":
             log.info("{kind} task {index} attempt {attempt} cancelled", **where)
-            return [None]
+            return None
         if outcome[0] == "ok":
             counters = outcome[1]
-            report = self._call(proto, protocol.TaskDone, 60, counters=counters, **where)
+            report = self._call(proto, protocol.TaskDone, 60, counters=counters, ask=ask, **where)
         else:
             _, message, trace, record = outcome
             log.warn("{kind} task {index} attempt {attempt} failed: {message}",
                      message=message, **where)
             report = self._call(proto, protocol.TaskFailed, 60, error=message,
-                                traceback=trace, record=record, **where)
+                                traceback=trace, record=record, ask=ask, **where)
+
+        def next_action(answer):
+            return answer if answer.get("action") else None
 
         def refused(failure):
             failure.trap(protocol.StaleReport, protocol.UnknownTask, protocol.UnknownWorker)
             log.info("the driver refused the report of {kind} task {index} attempt {attempt}: "
                      "{why}", why=failure.value, **where)
 
+        report.addCallback(next_action)
         report.addErrback(refused)
         report.addErrback(lambda failure: None)
-        return [report]
+        return report
 
     def _execute(self, spec, cancel):
         """
