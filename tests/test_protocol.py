@@ -264,6 +264,10 @@ class ProtocolTests(DriverFixture, unittest.TestCase):
         self.assertIn("map task 1 failed 2 times", client.over[0][1])
         self.assertIn("ValueError: no", client.over[0][1])
         self.assertEqual(os.listdir(self.config.output), [])
+        # Only the end of a huge traceback is kept.
+        for kept in self.driver.tracebacks.values():
+            self.assertLess(len(kept), 16_100)
+            self.assertTrue(kept.startswith("[84013 characters cut]\n"), kept[:40])
 
     @defer.inlineCallbacks
     def test_malformed_bytes_drop_only_that_connection(self):

@@ -32,6 +32,9 @@ log = Logger()
 # driver as much as handing out a task); a progress line each heartbeat
 # sums them up.
 LOG_TASKS_LONGER = 1.0
+# What the driver keeps of an attempt's traceback (its end): a worker's report
+# must not grow the driver without bound, nor fill its log.
+TRACEBACK_CHARS = 16_000
 
 # Files of an earlier run of a job, removed when a new one starts.
 _STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?)$")
@@ -461,7 +464,7 @@ class Driver(service.Service):
             self._refused(worker, kind, index, attempt_id, e)
             raise
         tasks.discard(self.spec(attempt))
-        self.tracebacks[attempt_id] = traceback
+        self.tracebacks[attempt_id] = tail(traceback, TRACEBACK_CHARS)
         if not tasks.is_record(record):
             record = None
         self.scheduler.fail(worker, kind, index, attempt_id, self.now(), error, record)
@@ -695,6 +698,16 @@ class Driver(service.Service):
             self.done.callback(code)
             if self.on_exit is not None:
                 self.on_exit(code, message)
+
+
+def tail(text, limit):
+    """
+    The end of C{text}, at most about C{limit} characters: a traceback's last
+    lines are the ones that say what went wrong.
+    """
+    if len(text) <= limit:
+        return text
+    return f"[{len(text) - limit} characters cut]\n" + text[-limit:]
 
 
 def _wait():
