@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 
+from twisted.internet import defer, endpoints, reactor, task
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from tests.cluster import EXAMPLES, JOBS, Cluster, counted, twistd, write_corpus
@@ -93,6 +95,45 @@ class WholeJobTests(unittest.TestCase):
         self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
         # Thawed after the job ended, the worker finds no driver and leaves.
         frozen.send_signal(signal.SIGCONT)
+
+
+class Hangup(Protocol):
+    """
+    Not a driver: it closes every connection as soon as it is made.
+    """
+
+    def connectionMade(self):
+        self.factory.connections += 1
+        self.transport.loseConnection()
+
+
+class NotADriverTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_worker_gives_up_on_a_server_that_hangs_up(self):
+        """
+        A server that accepts and closes at once is not a driver: the worker
+        keeps trying, backing off, without spinning, and gives up on time.
+        """
+        factory = Factory.forProtocol(Hangup)
+        factory.connections = 0
+        port = yield endpoints.TCP4ServerEndpoint(
+            reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        cluster = Cluster(self)
+        worker = cluster.start_worker(
+            "w", f"127.0.0.1:{port.getHost().port}", "--give-up", "3")
+        for _ in range(300):
+            if worker.poll() is not None:
+                break
+            yield task.deferLater(reactor, 0.05, lambda: None)
+        else:
+            worker.kill()
+            self.fail(f"the worker did not give up:\n{cluster.log('w')[-3000:]}")
+        self.assertEqual(worker.returncode, 1)
+        self.assertIn("cannot reach the driver", cluster.log("w"))
+        self.assertGreater(factory.connections, 3)
+        self.assertLess(factory.connections, 25)
+        self.assertLess(cluster.log("w").count("\n"), 200)
 
 
 class SecretTests(unittest.TestCase):

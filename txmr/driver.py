@@ -243,6 +243,8 @@ class Driver(service.Service):
         self._http_all_told = None
         self._ids = 0
         self._finishing = False
+        self._over_message = None
+        self._told_late = []
         self._last_progress = None
         self.heartbeat = ttask.LoopingCall(self._tick_safely)
         self.heartbeat.clock = reactor
@@ -322,6 +324,10 @@ class Driver(service.Service):
         self.scheduler.register(worker, self.now(), info, slots=2)
         self.connections[worker] = proto
         log.info("worker {worker} joined from {host} (pid {pid})", worker=worker, **info)
+        if self._finishing:
+            # It joined after every worker was told the job is over: tell
+            # it too, and do not exit before it heard.
+            self._told_late.append(self._tell_over(proto))
         return worker
 
     def disconnected(self, proto):
@@ -671,16 +677,30 @@ class Driver(service.Service):
             d, call = self.waiters.pop(worker)
             call.cancel()
             d.callback(self._answer(worker))
-        told = []
-        for proto in list(self.connections.values()):
-            d = proto.callRemote(protocol.JobOver, ok=self.ok, message=message)
-            d.addTimeout(self.config.heartbeat_timeout, self.reactor)
-            d.addErrback(lambda f: None)
-            told.append(d)
+        self._over_message = message
+        told = [self._tell_over(proto) for proto in list(self.connections.values())]
         told.append(self._wait_for_http_workers())
         code = 0 if self.ok else 1
         done = defer.DeferredList(told, consumeErrors=True)
+        done.addCallback(self._told_late_joiners)
         done.addCallback(lambda _: self._exit(code, message))
+
+    def _tell_over(self, proto):
+        d = proto.callRemote(protocol.JobOver, ok=self.ok, message=self._over_message)
+        d.addTimeout(self.config.heartbeat_timeout, self.reactor)
+        d.addErrback(lambda f: None)
+        return d
+
+    def _told_late_joiners(self, _=None):
+        """
+        Fires once every worker that joined while the job was ending has
+        been told it is over (or could not be).
+        """
+        pending, self._told_late = self._told_late, []
+        if not pending:
+            return None
+        return defer.DeferredList(pending, consumeErrors=True).addCallback(
+            self._told_late_joiners)
 
     def _report(self):
         counters = self.scheduler.summed_counters()

@@ -65,7 +65,6 @@ class WorkerProtocol(amp.AMP, policies.TimeoutMixin):
     def connectionMade(self):
         super().connectionMade()
         protocol.no_delay(self.transport)
-        self.worker.connected()
 
     def dataReceived(self, data):
         self.resetTimeout()
@@ -117,6 +116,8 @@ class Worker(service.Service):
         self.finished = False
         self.protocol = None
         self.unreachable_since = None
+        # Sessions in a row that ended before the driver answered Hello.
+        self.hangups = 0
         self.done = defer.Deferred()
         self.watchdog = ttask.LoopingCall(self._check_reachable)
         self.watchdog.clock = reactor
@@ -127,12 +128,7 @@ class Worker(service.Service):
         factory = Factory.forProtocol(lambda: WorkerProtocol(self))
         self.client = ClientService(
             endpoint, factory,
-            # Back off from 0.02 s to 5 s, with a little jitter (the default
-            # jitter adds up to a whole second to every try): a worker started
-            # beside its driver joins within a few hundredths of a second of
-            # the driver listening.
-            retryPolicy=backoffPolicy(initialDelay=0.02, maxDelay=5.0,
-                                      jitter=lambda: random.uniform(0, 0.02)),
+            retryPolicy=self._retry_delay,
             clock=self.reactor,
         )
         self.client.startService()
@@ -140,6 +136,21 @@ class Worker(service.Service):
         if self.give_up:
             self.watchdog.start(1.0, now=False)
         self._loop()
+
+    # Back off from 0.02 s to 5 s, with a little jitter (the default jitter
+    # adds up to a whole second to every try): a worker started beside its
+    # driver joins within a few hundredths of a second of the driver listening.
+    _backoff = staticmethod(backoffPolicy(initialDelay=0.02, maxDelay=5.0,
+                                          jitter=lambda: random.uniform(0, 0.02)))
+
+    def _retry_delay(self, failed_attempts):
+        """
+        ClientService counts failed connection attempts only: a server that
+        accepts and hangs up (not a driver, or one shutting down) would be
+        tried again and again at the first delay.  Sessions that ended
+        before Hello was answered count too.
+        """
+        return self._backoff(max(failed_attempts, self.hangups))
 
     def stopService(self):
         super().stopService()
@@ -153,9 +164,6 @@ class Worker(service.Service):
         return self.current is not None
 
     # -- connection ----------------------------------------------------------
-
-    def connected(self):
-        self.unreachable_since = None
 
     def disconnected(self):
         self.protocol = None
@@ -176,6 +184,7 @@ class Worker(service.Service):
                 proto = yield self.client.whenConnected()
             except defer.CancelledError:
                 return
+            self.hangups += 1
             try:
                 yield self._session(proto)
             except (error.ConnectionClosed, defer.TimeoutError, amp.ProtocolSwitched) as e:
@@ -185,6 +194,11 @@ class Worker(service.Service):
                 log.failure("unexpected error talking to the driver; reconnecting")
                 proto.transport.abortConnection()
                 yield ttask.deferLater(self.reactor, 1.0, lambda: None)
+            # A lost connection fails the session from inside the protocol's
+            # connectionLost, before ClientService hears of the loss: until
+            # the reactor turns, whenConnected would hand back the dead
+            # connection, and every call on it fails at once (a busy loop).
+            yield ttask.deferLater(self.reactor, 0, lambda: None)
 
     def _call(self, proto, command, timeout, **kwargs):
         d = proto.callRemote(command, **kwargs)
@@ -201,6 +215,9 @@ class Worker(service.Service):
             # Trying again would not help: say why and leave.
             self._exit(1, f"the driver at {self.address} refused this worker: {e}")
             return
+        # A driver answered (not merely a socket): the give-up clock stops.
+        self.unreachable_since = None
+        self.hangups = 0
         self.protocol = proto
         heartbeat = hello["heartbeat"]
         proto.setTimeout(max(heartbeat * SILENCE_PERIODS, 5.0))
