@@ -42,6 +42,18 @@ class FakeWorker(amp.AMP):
         return {}
 
 
+class SlowToHear(FakeWorker):
+    """
+    A worker that acknowledges L{JobOver} only when the test says so.
+    """
+
+    @protocol.JobOver.responder
+    def job_over(self, ok, message):
+        self.over.append((ok, message))
+        self.heard = defer.Deferred()
+        return self.heard.addCallback(lambda _: {})
+
+
 def write_input(directory, files):
     os.makedirs(directory)
     for i in range(files):
@@ -72,10 +84,10 @@ class DriverFixture:
         return self.driver.startService()
 
     @defer.inlineCallbacks
-    def connect(self, hello=True):
+    def connect(self, hello=True, kind=FakeWorker):
         port = self.driver.port.getHost().port
         endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
-        client = yield endpoint.connect(Factory.forProtocol(FakeWorker))
+        client = yield endpoint.connect(Factory.forProtocol(kind))
         self.addCleanup(client.transport.loseConnection)
         if hello:
             answer = yield client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION,
@@ -161,6 +173,32 @@ class ProtocolTests(DriverFixture, unittest.TestCase):
             a.callRemote(protocol.TaskDone, kind="map", index=spec["index"], attempt=12345,
                          counters={}, ask=True), protocol.StaleReport)
         self.assertEqual(len(self.driver.scheduler.workers[a.worker].attempts), 1)
+
+    @defer.inlineCallbacks
+    def test_worker_joining_as_the_job_ends_is_told(self):
+        """
+        A worker that says Hello after the job ended, while the driver waits
+        for the others to hear it, is told the job is over too, and the
+        driver waits for it before exiting.
+        """
+        slow = yield self.connect(kind=SlowToHear)
+        answer = yield slow.callRemote(protocol.GetTask)
+        while answer["action"] == "run":
+            spec = answer["task"]
+            answer = yield slow.callRemote(
+                protocol.TaskDone, kind=spec["kind"], index=spec["index"],
+                attempt=spec["attempt"], counters=tasks.run_task(self.job, spec), ask=True)
+        self.assertEqual(answer["action"], "done")
+        self.assertFalse(self.driver.done.called)
+        late = yield self.connect(kind=SlowToHear)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(late.over, [(True, "job finished")])
+        slow.heard.callback(None)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertFalse(self.driver.done.called, "exited before the late worker heard")
+        late.heard.callback(None)
+        code = yield self.driver.done
+        self.assertEqual(code, 0)
 
     @defer.inlineCallbacks
     def test_refusals(self):
