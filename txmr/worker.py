@@ -32,9 +32,12 @@ log = Logger()
 # connection and reconnect.
 SILENCE_PERIODS = 10
 
-# An attempt shorter than this (seconds) makes the worker ask for its next
-# task while it runs the one after.
+# Attempts shorter than this (seconds) are quick: the worker asks for its next
+# tasks while it runs these, and runs the ones it knows of as a batch.
 QUICK_TASK = 0.05
+# Tasks a worker holds at most: what the driver allows it (its scheduler
+# slots for an AMP worker).
+HOLD = 2
 
 
 def client_endpoint_string(address):
@@ -111,7 +114,9 @@ class Worker(service.Service):
         self.on_exit = on_exit
         self.secret = secret
         self.jobs = {}
-        self.current = None
+        # The attempts running now (a batch of quick ones, or one), each
+        # with the event that cancels it.
+        self.current = {}
         self.cancelled = set()
         self.finished = False
         self.protocol = None
@@ -161,7 +166,7 @@ class Worker(service.Service):
 
     @property
     def busy(self):
-        return self.current is not None
+        return bool(self.current)
 
     # -- connection ----------------------------------------------------------
 
@@ -229,56 +234,67 @@ class Worker(service.Service):
         upcoming = []
         quick = False
         while not self.finished:
-            answer = None
-            while answer is None and upcoming:
+            # After quick tasks, take every answer on its way (the driver
+            # answers reports and prefetches at once) and run their tasks as
+            # one batch: one thread hand-off, and one exchange of messages,
+            # for several tiny tasks.  After a slow task, run the first task
+            # known.
+            answers = []
+            while upcoming and (quick or not any(a["action"] != "wait" for a in answers)):
                 answer = yield upcoming.pop(0)
-                if answer is not None and answer["action"] == "wait" and upcoming:
-                    answer = None
-            if answer is None or answer["action"] == "wait" and answer["retry"] == 0:
-                # Nothing known: ask, and let the driver hold the question
-                # up to its poll time.  It pings meanwhile, so a generous
-                # timeout loses nothing.
-                answer = yield self._call(proto, protocol.GetTask, 300, wait=True)
-            action = answer["action"]
-            if action == "done":
-                self.job_over(bool((answer["task"] or {}).get("ok")), "the driver says the job is over")
+                if answer is not None:
+                    answers.append(answer)
+            if not any(a["action"] != "wait" for a in answers):
+                # Nothing to do known: ask, and let the driver hold the
+                # question up to its poll time.  It pings meanwhile, so a
+                # generous timeout loses nothing.
+                answers = [(yield self._call(proto, protocol.GetTask, 300, wait=True))]
+            over = [a for a in answers if a["action"] == "done"]
+            if over:
+                self.job_over(bool((over[0]["task"] or {}).get("ok")),
+                              "the driver says the job is over")
                 return
-            if action == "wait":
-                if answer["retry"] > 0:
-                    yield ttask.deferLater(self.reactor, answer["retry"], lambda: None)
+            retry = max(a["retry"] for a in answers)
+            specs = [a["task"] for a in answers if a["action"] == "run"
+                     and a["task"]["attempt"] not in self.cancelled]
+            if not specs:
+                if retry > 0:
+                    yield ttask.deferLater(self.reactor, retry, lambda: None)
                 continue
-            spec = answer["task"]
-            if spec["attempt"] in self.cancelled:
-                continue
-            # After a quick task, ask for the next one while this one runs,
-            # so that tiny tasks do not wait for a round trip each.  (After
-            # a long one, do not: the next task would wait behind this one
-            # instead of going to an idle worker.)
-            if quick and not upcoming:
+            # After quick tasks, ask for more while these run, so that tiny
+            # tasks do not wait for a round trip each.  (After a long one,
+            # do not: the next task would wait behind this one instead of
+            # going to an idle worker.)
+            if quick and len(specs) < HOLD and not upcoming:
                 upcoming.append(self._call(proto, protocol.GetTask, 300, wait=False))
             started = self.reactor.seconds()
-            outcome = yield self._attempt(spec)
-            quick = self.reactor.seconds() - started < QUICK_TASK
-            # The report asks for the next task too, unless one is already
-            # coming and this task was slow (a worker busy with long tasks
-            # should not hold on to more of them).
-            ask = quick or not upcoming
-            report = self._report(proto, spec, outcome, ask)
-            if report is not None:
-                upcoming.append(report)
+            outcomes = yield self._attempts(specs)
+            quick = (self.reactor.seconds() - started) / len(specs) < QUICK_TASK
+            for spec, outcome in zip(specs, outcomes):
+                # Each report asks for a next task, unless this batch was
+                # slow and one is already coming (a worker busy with long
+                # tasks should not hold on to more of them).  The reports
+                # leave in one segment, and their answers come back in one.
+                ask = quick or not upcoming
+                report = self._report(proto, spec, outcome, ask)
+                if report is not None:
+                    upcoming.append(report)
 
     @defer.inlineCallbacks
-    def _attempt(self, spec):
+    def _attempts(self, specs):
         """
-        Run an attempt in a thread; return its outcome (see L{_execute}).
+        Run attempts one after the other in one thread; return their
+        outcomes (see L{_execute}).  Each can be cancelled alone.
         """
-        cancel = threading.Event()
-        self.current = (spec["attempt"], cancel)
+        events = {spec["attempt"]: threading.Event() for spec in specs}
+        self.current = events
         try:
-            outcome = yield threads.deferToThread(self._execute, spec, cancel)
+            outcomes = yield threads.deferToThread(
+                lambda: [("cancelled",) if events[spec["attempt"]].is_set()
+                         else self._execute(spec, events[spec["attempt"]]) for spec in specs])
         finally:
-            self.current = None
-        return outcome
+            self.current = {}
+        return outcomes
 
     def _report(self, proto, spec, outcome, ask):
         """
@@ -337,14 +353,15 @@ class Worker(service.Service):
             return ("failed", _one_line(e), traceback.format_exc(), None)
 
     def _cancel_current(self):
-        if self.current is not None:
-            self.current[1].set()
+        for event in list(self.current.values()):
+            event.set()
 
     def cancel(self, attempt):
         self.cancelled.add(attempt)
-        if self.current is not None and self.current[0] == attempt:
+        event = self.current.get(attempt)
+        if event is not None:
             log.info("the driver cancelled attempt {attempt}", attempt=attempt)
-            self.current[1].set()
+            event.set()
 
     def job_over(self, ok, message):
         if self.finished:
