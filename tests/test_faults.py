@@ -157,6 +157,29 @@ class ExactlyOnceTests(unittest.TestCase):
             self.assertLess(max(s1, s2), min(e1, e2), f"{kind} tasks did not overlap: {spans}")
 
 
+    def test_reduces_after_quick_maps_run_in_parallel(self):
+        """
+        After many quick map tasks a worker asks for its next task while it
+        runs one; the two slow reduce tasks must still go to both workers,
+        not wait one behind the other on the worker that asked first.
+        """
+        cluster = Cluster(self, job="jobs/parallel.py", maps=12, reduces=2)
+        cluster.env["TXMR_MAP_SECONDS"] = "0"
+        write_files(cluster.input, 12)
+        cluster.start_driver()
+        cluster.start_worker("a")
+        cluster.start_worker("b")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        spans = []
+        for name in cluster.scratch_files("reduce-"):
+            _, pid, start, end = name.split("-")
+            spans.append((int(pid), float(start), float(end)))
+        self.assertEqual(len(spans), 2, spans)
+        (p1, s1, e1), (p2, s2, e2) = spans
+        self.assertNotEqual(p1, p2, "both reduce tasks ran on one worker")
+        self.assertLess(max(s1, s2), min(e1, e2), f"reduce tasks did not overlap: {spans}")
+
+
 class SlownessTests(unittest.TestCase):
     def test_straggler_gets_backup(self):
         """

@@ -63,6 +63,35 @@ class LifeCycleTests(unittest.TestCase):
         s.assign("a", 0)
         self.assertIsNone(s.assign("a", 1))
 
+    def test_lookahead_leaves_tasks_for_idle_workers(self):
+        """
+        A worker with a slot to spare may take a task to run next, but not
+        one that an idle worker could run at once.
+        """
+        s = make(maps=3)
+        s.register("a", 0, slots=2)
+        s.register("b", 0, slots=2)
+        s.register("c", 0, slots=2)
+        first = s.assign("a", 0)
+        # Two tasks ready, two idle workers: nothing to spare for a.
+        self.assertIsNone(s.assign("a", 1))
+        second = s.assign("b", 1)
+        # One ready, c idle: still nothing for a, nor for b.
+        self.assertIsNone(s.assign("a", 2))
+        self.assertIsNone(s.assign("b", 2))
+        third = s.assign("c", 2)
+        self.assertEqual(sorted(x.task.index for x in (first, second, third)), [0, 1, 2])
+
+    def test_lookahead_when_tasks_are_plenty(self):
+        s = make(maps=5)
+        s.register("a", 0, slots=2)
+        s.register("b", 0, slots=2)
+        s.assign("a", 0)
+        # Four ready, one idle worker: a may take one to run next.
+        self.assertIsNotNone(s.assign("a", 1))
+        self.assertIsNone(s.assign("a", 2), "two slots")
+        self.assertIsNotNone(s.assign("b", 2))
+
     def test_attempt_ids_unique(self):
         s = make(maps=3)
         for w in "abc":

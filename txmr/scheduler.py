@@ -298,6 +298,8 @@ class Scheduler:
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
+        if worker.attempts and not self._spare_ready_task(worker):
+            return None
         task = self._next_ready(worker)
         if task is not None:
             return self._start(task, worker, now, speculative=False)
@@ -305,6 +307,23 @@ class Scheduler:
         if task is not None:
             return self._start(task, worker, now, speculative=True)
         return None
+
+    def _spare_ready_task(self, worker):
+        """
+        Whether a worker that holds a task may take another, to run after
+        it: only if that leaves a ready task for every worker that has none.
+        Near the end of a phase, the last tasks then go to idle workers,
+        not to wait behind a task on a busy one (which may turn out slow).
+        """
+        idle = sum(1 for w in self.workers.values()
+                   if w is not worker and not w.attempts and not w.lost and not w.blacklisted)
+        ready = 0
+        for task in self._ready:
+            if task.state == READY:
+                ready += 1
+                if ready > idle:
+                    return True
+        return False
 
     def _next_ready(self, worker):
         """
