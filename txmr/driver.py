@@ -320,8 +320,8 @@ class Driver(service.Service):
     def register(self, proto, info):
         self._ids += 1
         worker = f"w{self._ids}"
-        # Two slots: a worker may ask for its next task while it runs one.
-        self.scheduler.register(worker, self.now(), info, slots=2)
+        # A worker may ask for its next task while it runs one.
+        self.scheduler.register(worker, self.now(), info, slots=protocol.WORKER_SLOTS)
         self.connections[worker] = proto
         log.info("worker {worker} joined from {host} (pid {pid})", worker=worker, **info)
         if self._finishing:

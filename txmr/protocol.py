@@ -22,6 +22,10 @@ from txmr.scheduler import StaleReport, UnknownTask, UnknownWorker
 
 PROTOCOL_VERSION = 1
 
+# Attempts an AMP worker may hold at once: one running, and one to run next
+# (asked for while the first runs, when tasks are quick).
+WORKER_SLOTS = 2
+
 # Under AMP's limit of 65,535 bytes per value.
 _CHUNK = 60_000
 

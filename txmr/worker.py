@@ -35,9 +35,6 @@ SILENCE_PERIODS = 10
 # Attempts shorter than this (seconds) are quick: the worker asks for its next
 # tasks while it runs these, and runs the ones it knows of as a batch.
 QUICK_TASK = 0.05
-# Tasks a worker holds at most: what the driver allows it (its scheduler
-# slots for an AMP worker).
-HOLD = 2
 
 
 def client_endpoint_string(address):
@@ -265,7 +262,7 @@ class Worker(service.Service):
             # tasks do not wait for a round trip each.  (After a long one,
             # do not: the next task would wait behind this one instead of
             # going to an idle worker.)
-            if quick and len(specs) < HOLD and not upcoming:
+            if quick and len(specs) < protocol.WORKER_SLOTS and not upcoming:
                 upcoming.append(self._call(proto, protocol.GetTask, 300, wait=False))
             started = self.reactor.seconds()
             outcomes = yield self._attempts(specs)
