@@ -68,11 +68,12 @@ class LifeCycleTests(unittest.TestCase):
         A worker with a slot to spare may take a task to run next, but not
         one that an idle worker could run at once.
         """
-        s = make(maps=3)
+        s = make(maps=4)
         s.register("a", 0, slots=2)
         s.register("b", 0, slots=2)
         s.register("c", 0, slots=2)
-        first = s.assign("a", 0)
+        finish(s, "a", s.assign("a", 0), 0.01)
+        first = s.assign("a", 1)
         # Two tasks ready, two idle workers: nothing to spare for a.
         self.assertIsNone(s.assign("a", 1))
         second = s.assign("b", 1)
@@ -80,17 +81,44 @@ class LifeCycleTests(unittest.TestCase):
         self.assertIsNone(s.assign("a", 2))
         self.assertIsNone(s.assign("b", 2))
         third = s.assign("c", 2)
-        self.assertEqual(sorted(x.task.index for x in (first, second, third)), [0, 1, 2])
+        self.assertEqual(sorted(x.task.index for x in (first, second, third)), [1, 2, 3])
 
-    def test_lookahead_when_tasks_are_plenty(self):
-        s = make(maps=5)
+    def test_lookahead_when_tasks_are_quick_and_plenty(self):
+        s = make(maps=6)
         s.register("a", 0, slots=2)
         s.register("b", 0, slots=2)
-        s.assign("a", 0)
-        # Four ready, one idle worker: a may take one to run next.
-        self.assertIsNotNone(s.assign("a", 1))
-        self.assertIsNone(s.assign("a", 2), "two slots")
-        self.assertIsNotNone(s.assign("b", 2))
+        first = s.assign("a", 0)
+        # The phase's durations are unknown yet: no look-ahead.
+        self.assertIsNone(s.assign("a", 0))
+        finish(s, "a", first, 0.01)
+        s.assign("a", 0.01)
+        # Quick so far, four ready, one idle worker: a may take one more.
+        self.assertIsNotNone(s.assign("a", 0.02))
+        self.assertIsNone(s.assign("a", 0.03), "two slots")
+        self.assertIsNotNone(s.assign("b", 0.03))
+
+    def test_no_lookahead_when_tasks_are_slow(self):
+        s = make(maps=6)
+        s.register("a", 0, slots=2)
+        finish(s, "a", s.assign("a", 0), 3.0)
+        s.assign("a", 3.0)
+        self.assertIsNone(s.assign("a", 3.0))
+
+    def test_no_lookahead_into_a_new_phase(self):
+        """
+        Quick maps say nothing of the reduces: a worker that ran every map
+        alone takes one reduce at a time, and one that joins later gets the
+        other.
+        """
+        s = make(maps=3, reduces=2)
+        s.register("a", 0, slots=2)
+        for i in range(3):
+            finish(s, "a", s.assign("a", i * 0.01), i * 0.01 + 0.005)
+        first = s.assign("a", 0.1)
+        self.assertEqual(first.task.kind, "reduce")
+        self.assertIsNone(s.assign("a", 0.1))
+        s.register("b", 0.2, slots=2)
+        self.assertEqual(s.assign("b", 0.2).task.kind, "reduce")
 
     def test_attempt_ids_unique(self):
         s = make(maps=3)

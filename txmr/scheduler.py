@@ -35,6 +35,9 @@ MAP, REDUCE = "map", "reduce"
 # A backup attempt is considered only for attempts running longer than
 # SPECULATION_FACTOR times the median duration of the phase's finished tasks.
 SPECULATION_FACTOR = 2.0
+# Tasks shorter than this (seconds) are quick: a worker running quick tasks
+# may hold one more, to run next, and runs what it holds as a batch.
+QUICK_TASK = 0.05
 
 
 class SchedulingError(Exception):
@@ -298,7 +301,7 @@ class Scheduler:
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
-        if worker.attempts and not self._spare_ready_task(worker):
+        if worker.attempts and not self._may_look_ahead(worker):
             return None
         task = self._next_ready(worker)
         if task is not None:
@@ -308,13 +311,18 @@ class Scheduler:
             return self._start(task, worker, now, speculative=True)
         return None
 
-    def _spare_ready_task(self, worker):
+    def _may_look_ahead(self, worker):
         """
         Whether a worker that holds a task may take another, to run after
-        it: only if that leaves a ready task for every worker that has none.
-        Near the end of a phase, the last tasks then go to idle workers,
-        not to wait behind a task on a busy one (which may turn out slow).
+        it.  Only if the phase's tasks have been quick so far (its first
+        tasks, whose durations are unknown, are never held back behind
+        another), and only if that leaves a ready task for every worker
+        that has none: near the end of a phase, or when a worker joins
+        late, the last tasks go to idle workers.
         """
+        done = self._durations[self._phase()]
+        if not done or _median(done) >= QUICK_TASK:
+            return False
         idle = sum(1 for w in self.workers.values()
                    if w is not worker and not w.attempts and not w.lost and not w.blacklisted)
         ready = 0
@@ -391,9 +399,7 @@ class Scheduler:
         if not self.speculation or not done:
             return None
         # Nothing of the phase is READY here (assign hands those out first).
-        half = len(done) // 2
-        median = done[half] if len(done) % 2 else (done[half - 1] + done[half]) / 2
-        threshold = max(SPECULATION_FACTOR * median, self.speculate_after)
+        threshold = max(SPECULATION_FACTOR * _median(done), self.speculate_after)
         candidates = []
         for only in self._running:
             task = only.task
@@ -548,3 +554,8 @@ class Scheduler:
                 for name, value in names.items():
                     mine[name] = mine.get(name, 0) + value
         return total
+
+
+def _median(ordered):
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2

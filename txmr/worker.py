@@ -25,6 +25,7 @@ from twisted.protocols import amp, policies
 
 from txmr import protocol, tasks
 from txmr.job import load_job
+from txmr.scheduler import QUICK_TASK
 
 log = Logger()
 
@@ -32,9 +33,6 @@ log = Logger()
 # connection and reconnect.
 SILENCE_PERIODS = 10
 
-# Attempts shorter than this (seconds) are quick: the worker asks for its next
-# tasks while it runs these, and runs the ones it knows of as a batch.
-QUICK_TASK = 0.05
 
 
 def client_endpoint_string(address):
