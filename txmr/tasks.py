@@ -739,11 +739,7 @@ def run_reduce(job, spec, cancel=None):
             while batch := list(islice(sorted_groups, 20_000)):
                 _check(cancel)
                 for key, values in batch:
-                    for k, v in function(key, values) or ():
-                        if type(k) is str and type(v) is int:  # the common case, no calls
-                            write(f"{k}\t{v}\n")
-                        else:
-                            write(f"{fmt(k)}\t{fmt(v)}\n")
+                    emit(function(key, values))
                 groups += len(batch)
                 written += len(lines)
                 out.writelines(lines)
