@@ -323,8 +323,7 @@ class Scheduler:
         done = self._durations[self._phase()]
         if not done or _median(done) >= QUICK_TASK:
             return False
-        idle = sum(1 for w in self.workers.values()
-                   if w is not worker and not w.attempts and not w.lost and not w.blacklisted)
+        idle = sum(1 for w in self._others(worker) if not w.attempts)
         ready = 0
         for task in self._ready:
             if task.state == READY:
@@ -351,12 +350,17 @@ class Scheduler:
                 return task
             if fallback is None:
                 fallback = task
-        if fallback is not None and not any(
-                w is not worker and not w.lost and not w.blacklisted
-                for w in self.workers.values()):
+        if fallback is not None and not any(self._others(worker)):
             ready.remove(fallback)
             return fallback
         return None
+
+    def _others(self, worker):
+        """
+        The live workers other than this one that may still get tasks.
+        """
+        return (w for w in self.workers.values()
+                if w is not worker and not w.lost and not w.blacklisted)
 
     @staticmethod
     def _failed_on(task, worker):
@@ -539,8 +543,7 @@ class Scheduler:
             worker = self.workers[worker_id]
             strikes = sum(1 for a in worker.failed_attempts if a.task.state == FINISHED
                           and a.task.winner.worker != worker_id)
-            others = [w for w in self.live_workers() if w is not worker and not w.blacklisted]
-            if strikes >= self.blacklist_after and others:
+            if strikes >= self.blacklist_after and any(self._others(worker)):
                 worker.blacklisted = True
 
     def summed_counters(self):
