@@ -446,11 +446,13 @@ class Driver(service.Service):
             self.task_failed(worker, task.kind, task.index, attempt.id,
                              f"cannot commit the attempt's files: {e}", "", None)
             return
-        blacklisted = {w.id for w in self.scheduler.workers.values() if w.blacklisted}
+        # Only a worker on which this task failed can be blacklisted now.
+        suspects = {self.scheduler.workers[a.worker] for a in task.attempts
+                    if a.state == "failed" and not self.scheduler.workers[a.worker].blacklisted}
         killed = self.scheduler.succeed(worker, task.kind, task.index, attempt.id, self.now(),
                                         counters)
-        for w in self.scheduler.workers.values():
-            if w.blacklisted and w.id not in blacklisted:
+        for w in suspects:
+            if w.blacklisted:
                 log.warn("worker {worker} blacklisted: {n} of its attempts failed on tasks that "
                          "then succeeded elsewhere; it gets no more tasks of this job",
                          worker=w.id, n=len(w.failed_attempts))
