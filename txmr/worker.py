@@ -34,7 +34,6 @@ log = Logger()
 SILENCE_PERIODS = 10
 
 
-
 def client_endpoint_string(address):
     """
     The Twisted client endpoint string for a driver address given as
@@ -235,11 +234,11 @@ class Worker(service.Service):
             # for several tiny tasks.  After a slow task, run the first task
             # known.
             answers = []
-            while upcoming and (quick or not any(a["action"] != "wait" for a in answers)):
+            while upcoming and (quick or not _actionable(answers)):
                 answer = yield upcoming.pop(0)
                 if answer is not None:
                     answers.append(answer)
-            if not any(a["action"] != "wait" for a in answers):
+            if not _actionable(answers):
                 # Nothing to do known: ask, and let the driver hold the
                 # question up to its poll time.  It pings meanwhile, so a
                 # generous timeout loses nothing.
@@ -284,11 +283,20 @@ class Worker(service.Service):
         events = {spec["attempt"]: threading.Event() for spec in specs}
         self.current = events
         try:
-            outcomes = yield threads.deferToThread(
-                lambda: [("cancelled",) if events[spec["attempt"]].is_set()
-                         else self._execute(spec, events[spec["attempt"]]) for spec in specs])
+            outcomes = yield threads.deferToThread(self._execute_all, specs, events)
         finally:
             self.current = {}
+        return outcomes
+
+    def _execute_all(self, specs, events):
+        """
+        Run attempts in turn; in a worker thread.  One cancelled before its
+        turn is not started.
+        """
+        outcomes = []
+        for spec in specs:
+            cancel = events[spec["attempt"]]
+            outcomes.append(("cancelled",) if cancel.is_set() else self._execute(spec, cancel))
         return outcomes
 
     def _report(self, proto, spec, outcome, ask):
@@ -380,6 +388,13 @@ class Worker(service.Service):
 def _one_line(e):
     text = f"{type(e).__name__}: {e}".splitlines()
     return (text[0] if text else type(e).__name__)[:2000]
+
+
+def _actionable(answers):
+    """
+    Whether any of the driver's answers says to do something (run or end).
+    """
+    return any(answer["action"] != "wait" for answer in answers)
 
 
 def _format(e):
