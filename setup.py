@@ -24,7 +24,7 @@ setup(
     # twisted/plugins is not a package of ours (no __init__.py): it is
     # Twisted's plugin folder, where our one plugin module must land.
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/txmr_plugins.py"], "txmr": ["status.html"]},
+    package_data={"twisted": ["plugins/txmr_plugins.py"], "txmr.driver": ["status.html"]},
     install_requires=["twisted>=22.10", "prometheus-client>=0.17", "rich>=13"],
     extras_require={"test": ["pytest", "pytest-twisted"]},
     entry_points={"console_scripts": ["txmr = txmr.cli:main"]},

@@ -24,8 +24,8 @@ import sys
 import tempfile
 import time
 
-from txmr import tasks
 from txmr.cli import twistd
+from txmr.core.spec import DEFAULT_MEMORY
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -95,13 +95,16 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
 
 REDUCE_ALONE = """
 import sys
-from txmr import tasks
+from txmr.core.spec import TaskSpec
+from txmr.core.states import Kind
+from txmr.data.run import run_task
 from txmr.job import load_job
 intermediate, output, n_map, memory = sys.argv[1:]
 job = load_job("txmr.examples.wordcount")
-tasks.run_task(job, {"kind": "reduce", "index": 0, "attempt": 0, "job": job.name,
-                     "intermediate": intermediate, "output": output, "n_map": int(n_map),
-                     "memory": int(memory) << 20})
+# n_reduce: a reduce task reads only its own partition, whatever their number.
+run_task(job, TaskSpec(kind=Kind.REDUCE, index=0, attempt=0, job=job.name,
+                       intermediate=intermediate, output=output, n_map=int(n_map), n_reduce=1,
+                       memory=int(memory) << 20))
 """
 
 
@@ -113,7 +116,7 @@ def reduce_alone(work, maps, memory):
     out = os.path.join(work, "reduce-alone")
     os.makedirs(out)
     process = spawn([sys.executable, "-c", REDUCE_ALONE, os.path.join(work, "mid"), out,
-                     str(maps), str(memory or tasks.DEFAULT_MEMORY >> 20)], subprocess.DEVNULL)
+                     str(maps), str(memory or DEFAULT_MEMORY >> 20)], subprocess.DEVNULL)
     code, rss = reap(process)
     if code:
         raise SystemExit("the reduce task run alone failed")

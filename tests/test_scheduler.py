@@ -4,10 +4,13 @@ The scheduling core on its own: no network, time passed in by hand.
 
 from twisted.trial import unittest
 
-from txmr.scheduler import (
-    BLOCKED, FINISHED, JOB_FAILED, JOB_FINISHED, READY, RUNNING,
-    Scheduler, SchedulingError, StaleReport, UnknownTask, UnknownWorker,
-)
+from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
+from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
+from txmr.core.scheduler import Scheduler
+from txmr.core.states import AttemptState, JobState, TaskState
+
+BLOCKED, READY, RUNNING, FINISHED = (TaskState.BLOCKED, TaskState.READY, TaskState.RUNNING,
+                                     TaskState.FINISHED)
 
 
 def make(maps=2, reduces=1, **kwargs):
@@ -15,8 +18,23 @@ def make(maps=2, reduces=1, **kwargs):
     return scheduler
 
 
-def finish(scheduler, worker, attempt, now):
-    return scheduler.succeed(worker, attempt.task.kind, attempt.task.index, attempt.id, now)
+def finish(scheduler, worker, attempt, now, counters=None):
+    """
+    The worker reports the attempt done and its files are committed: the
+    instructions that follow.
+    """
+    commit = scheduler.report_done(worker, attempt.task.kind, attempt.task.index, attempt.id,
+                                   counters)
+    return scheduler.committed(commit, now)
+
+
+def fail(scheduler, worker, attempt, now, error="E", record=None):
+    return scheduler.report_failed(worker, attempt.task.kind, attempt.task.index, attempt.id,
+                                   now, error, record)
+
+
+def cancelled(instructions):
+    return [i.attempt for i in instructions if isinstance(i, Cancel)]
 
 
 class LifeCycleTests(unittest.TestCase):
@@ -36,15 +54,16 @@ class LifeCycleTests(unittest.TestCase):
         self.assertEqual(s.reduces[0].state, BLOCKED)
         m1 = s.assign("a", 3)
         self.assertEqual(m1.task.index, 1)
-        self.assertIsNone(s.assign("b", 3) if "b" in s.workers else None)
-        finish(s, "a", m1, 4)
+        s.register("b", 3)
+        self.assertIsNone(s.assign("b", 3), "reduces wait for the last map")
+        self.assertEqual(finish(s, "a", m1, 4), [])
         self.assertEqual([t.state for t in s.reduces], [READY, READY])
         r0 = s.assign("a", 5)
         finish(s, "a", r0, 6)
-        self.assertEqual(s.state, 1)
-        r1 = s.assign("a", 7)
-        finish(s, "a", r1, 8)
-        self.assertEqual(s.state, JOB_FINISHED)
+        self.assertEqual(s.state, JobState.RUNNING)
+        r1 = s.assign("b", 7)
+        self.assertEqual(finish(s, "b", r1, 8), [JobOver(ok=True)])
+        self.assertEqual(s.state, JobState.FINISHED)
         self.assertIsNone(s.assign("a", 9))
 
     def test_nothing_ready(self):
@@ -133,16 +152,18 @@ class LifeCycleTests(unittest.TestCase):
         s.register("a", 0)
         self.assertRaises(SchedulingError, s.register, "a", 0)
         a = s.assign("a", 0)
-        self.assertRaises(UnknownTask, s.succeed, "a", "map", 7, a.id, 1)
-        self.assertRaises(UnknownTask, s.succeed, "a", "shuffle", 0, a.id, 1)
-        self.assertRaises(StaleReport, s.succeed, "a", "map", 0, 999, 1)
+        self.assertRaises(UnknownTask, s.report_done, "a", "map", 7, a.id)
+        self.assertRaises(UnknownTask, s.report_done, "a", "shuffle", 0, a.id)
+        self.assertRaises(UnknownTask, s.report_done, "a", ["map"], 0, a.id)
+        self.assertRaises(StaleReport, s.report_done, "a", "map", 0, 999)
+        self.assertRaises(StaleReport, s.report_done, "a", "map", 0, str(a.id))
+        self.assertEqual(a.state, AttemptState.RUNNING, "refusals change nothing")
 
     def test_counters_summed_over_winners(self):
         s = make(maps=2)
         s.register("a", 0)
         for n in range(2):
-            a = s.assign("a", n)
-            s.succeed("a", "map", a.task.index, a.id, n, {"g": {"x": 2}})
+            finish(s, "a", s.assign("a", n), n, {"g": {"x": 2}})
         self.assertEqual(s.summed_counters(), {"g": {"x": 4}})
 
 
@@ -152,13 +173,14 @@ class FaultTests(unittest.TestCase):
         s.register("a", 0)
         s.register("b", 0)
         a = s.assign("a", 0)
-        s.lose("a", 1)
+        self.assertEqual(s.lose("a", 1), [GivenBack(a)])
+        self.assertEqual(s.lose("a", 1), [], "losing twice does nothing")
         self.assertEqual(s.maps[0].state, READY)
-        self.assertEqual(a.state, "lost")
+        self.assertEqual(a.state, AttemptState.LOST)
         b = s.assign("b", 2)
         self.assertEqual(b.task, s.maps[0])
         # The lost worker's late report changes nothing.
-        self.assertRaises(StaleReport, s.succeed, "a", "map", 0, a.id, 3)
+        self.assertRaises(StaleReport, s.report_done, "a", "map", 0, a.id)
         self.assertRaises(UnknownWorker, s.assign, "a", 3)
         self.assertEqual(s.maps[0].state, RUNNING)
         finish(s, "b", b, 4)
@@ -170,22 +192,26 @@ class FaultTests(unittest.TestCase):
         s.register("b", 0)
         s.assign("a", 0)
         s.seen("b", 4)
-        self.assertEqual(s.expire(4, 5), [])
-        self.assertEqual(s.expire(5.5, 5), ["a"])
+        self.assertEqual(s.silent(4, 5), [])
+        self.assertEqual([w.id for w in s.silent(5.5, 5)], ["a"])
+        s.lose("a", 5.5)
         self.assertEqual(s.maps[0].state, READY)
-        self.assertEqual(s.expire(20, 5), ["b"])
+        self.assertEqual([w.id for w in s.silent(20, 5)], ["b"])
 
     def test_failure_retried_then_fails_job(self):
         s = make(maps=1, max_attempts=3)
         s.register("a", 0)
         for n in range(2):
             a = s.assign("a", n)
-            s.fail("a", "map", 0, a.id, n, "ValueError: boom")
+            self.assertEqual(fail(s, "a", a, n, "ValueError: boom"), [Discard(a)])
             self.assertEqual(s.maps[0].state, READY)
         a = s.assign("a", 5)
-        s.fail("a", "map", 0, a.id, 5, "ValueError: boom")
-        self.assertEqual(s.state, JOB_FAILED)
-        self.assertEqual(s.failure, (s.maps[0], "ValueError: boom"))
+        self.assertEqual(fail(s, "a", a, 5, "ValueError: boom"),
+                         [Discard(a), JobOver(ok=False)])
+        self.assertEqual(s.state, JobState.FAILED)
+        self.assertEqual((s.failure.task, s.failure.error, s.failure.attempt),
+                         (s.maps[0], "ValueError: boom", a))
+        self.assertIn("map task 0 failed 3 times", s.failure.message())
         self.assertIsNone(s.assign("a", 6))
 
     def test_lost_workers_do_not_count_as_failures(self):
@@ -194,7 +220,7 @@ class FaultTests(unittest.TestCase):
             s.register(str(n), n)
             s.assign(str(n), n)
             s.lose(str(n), n)
-        self.assertEqual(s.state, 1)
+        self.assertEqual(s.state, JobState.RUNNING)
         self.assertEqual(s.maps[0].failures, 0)
 
     def test_task_timeout(self):
@@ -202,10 +228,11 @@ class FaultTests(unittest.TestCase):
         s.register("a", 0)
         a = s.assign("a", 0)
         self.assertEqual(s.check_timeouts(29), [])
-        self.assertEqual(s.check_timeouts(31), [a])
+        self.assertEqual(s.check_timeouts(31), [Cancel(a)])
+        self.assertEqual(a.state, AttemptState.TIMED_OUT)
         self.assertEqual(s.maps[0].state, READY)
         self.assertEqual(s.maps[0].failures, 1)
-        self.assertRaises(StaleReport, s.succeed, "a", "map", 0, a.id, 32)
+        self.assertRaises(StaleReport, s.report_done, "a", "map", 0, a.id)
         b = s.assign("a", 33)
         self.assertNotEqual(a.id, b.id)
 
@@ -221,9 +248,8 @@ class FaultTests(unittest.TestCase):
         self.assertIsNotNone(backup)
         self.assertTrue(backup.speculative)
         self.assertEqual(backup.task, slow.task)
-        killed = finish(s, "c", backup, 14)
-        self.assertEqual(killed, [slow])
-        self.assertEqual(slow.state, "killed")
+        self.assertEqual(cancelled(finish(s, "c", backup, 14)), [slow])
+        self.assertEqual(slow.state, AttemptState.KILLED)
         self.assertRaises(StaleReport, finish, s, "b", slow, 15)
         self.assertEqual(slow.task.winner, backup)
 
@@ -253,12 +279,14 @@ class FaultTests(unittest.TestCase):
         s = make(maps=3, blacklist_after=2)
         s.register("bad", 0)
         s.register("good", 0)
+        said = []
         for n in range(2):
             a = s.assign("bad", n)
-            s.fail("bad", "map", a.task.index, a.id, n, "OSError: disk")
+            fail(s, "bad", a, n, "OSError: disk")
             g = s.assign("good", n)
-            finish(s, "good", g, n)
+            said += finish(s, "good", g, n)
         self.assertTrue(s.workers["bad"].blacklisted)
+        self.assertEqual(said, [Blacklisted(s.workers["bad"])], "said once")
         self.assertIsNone(s.assign("bad", 10))
         self.assertIsNotNone(s.assign("good", 10))
 
@@ -267,7 +295,7 @@ class FaultTests(unittest.TestCase):
         s.register("bad", 0)
         s.register("good", 0)
         a = s.assign("bad", 0)
-        s.fail("bad", "map", a.task.index, a.id, 1, "E")
+        fail(s, "bad", a, 1)
         other = s.assign("bad", 2)
         self.assertNotEqual(other.task, a.task, "the failed task is not handed back to bad")
         retry = s.assign("good", 2)
@@ -277,7 +305,7 @@ class FaultTests(unittest.TestCase):
         s = make(maps=1)
         s.register("only", 0)
         a = s.assign("only", 0)
-        s.fail("only", "map", 0, a.id, 1, "E")
+        fail(s, "only", a, 1)
         self.assertEqual(s.assign("only", 2).task, a.task)
 
     def test_last_worker_never_blacklisted(self):
@@ -285,7 +313,7 @@ class FaultTests(unittest.TestCase):
         s.register("a", 0)
         s.register("b", 0)
         a = s.assign("a", 0)
-        s.fail("a", "map", a.task.index, a.id, 0, "E")
+        fail(s, "a", a, 0)
         s.lose("b", 0)
         a2 = s.assign("a", 1)
         finish(s, "a", a2, 1)
@@ -296,10 +324,43 @@ class FaultTests(unittest.TestCase):
         s.register("a", 0)
         record = ["f0", 0, 3]
         a = s.assign("a", 0)
-        s.fail("a", "map", 0, a.id, 0, "E", record)
+        fail(s, "a", a, 0, record=record)
         a = s.assign("a", 1)
         self.assertEqual(s.maps[0].skip, [])
-        s.fail("a", "map", 0, a.id, 1, "E", record)
-        self.assertEqual(s.state, 1, "the second failure on a record skips it")
+        fail(s, "a", a, 1, record=record)
+        self.assertEqual(s.state, JobState.RUNNING, "the second failure on a record skips it")
         self.assertEqual(s.maps[0].skip, [record])
         self.assertEqual(s.skipped_records, [("map", 0, record)])
+
+    def test_commit_failure_retries_without_blaming_the_worker(self):
+        """
+        Files that cannot be committed fail the attempt, not its worker: the
+        task is retried and counts a failure, the worker is not blamed.
+        """
+        s = make(maps=1, max_attempts=2)
+        s.register("a", 0)
+        a = s.assign("a", 0)
+        commit = s.report_done("a", "map", 0, a.id)
+        self.assertEqual(commit, Commit(a, {}))
+        self.assertEqual(s.commit_failed(commit, 1, "OSError: disk full"), [Discard(a)])
+        self.assertEqual((a.state, a.error), (AttemptState.FAILED, "OSError: disk full"))
+        self.assertEqual((s.maps[0].state, s.maps[0].failures), (READY, 1))
+        self.assertEqual(s.workers["a"].failed_attempts, [])
+        b = s.assign("a", 2)
+        self.assertEqual(s.commit_failed(s.report_done("a", "map", 0, b.id), 3, "E"),
+                         [Discard(b), JobOver(ok=False)])
+
+    def test_stale_report_names_leftover_files(self):
+        """
+        A refused report says whose files may be left over: a lost or
+        abandoned attempt's, never another worker's running attempt's.
+        """
+        s = make(maps=1)
+        s.register("a", 0)
+        s.register("b", 0)
+        a = s.assign("a", 0)
+        e = self.assertRaises(StaleReport, s.report_done, "b", "map", 0, a.id)
+        self.assertIsNone(e.leftover, "a's attempt still runs")
+        s.lose("a", 1)
+        e = self.assertRaises(StaleReport, s.report_done, "a", "map", 0, a.id)
+        self.assertIs(e.leftover, a)

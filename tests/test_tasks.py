@@ -10,8 +10,18 @@ import zlib
 
 from twisted.trial import unittest
 
-from txmr import tasks
-from txmr.driver import DriverConfig
+from txmr.core.spec import TaskSpec
+from txmr.core.states import Kind
+from txmr.data.attempt import RecordError
+from txmr.data.chunks import read_chunks
+from txmr.data.inputs import list_inputs, plan_splits, read_blocks
+from txmr.data.keys import format_field, partition, sorted_keys
+from txmr.data.knobs import Knobs
+from txmr.data.layout import Layout
+from txmr.data.mapper import MapOutput
+from txmr.data.reducer import Grouper
+from txmr.data.run import run_task
+from txmr.plan import JobConfig
 from txmr.inline import run_inline
 from txmr.job import load_job
 
@@ -27,6 +37,51 @@ def random_text(rng, lines):
                    for _ in range(lines))
 
 
+def task_spec(**fields):
+    """
+    A L{TaskSpec}, with the fields a test does not care about filled in.
+    """
+    defaults = dict(attempt=1, job="test", n_map=1, n_reduce=1)
+    return TaskSpec(**dict(defaults, **fields))
+
+
+def run_here(job, input_dir, base, maps, reduces, memory, knobs):
+    """
+    Every task of a job, one after the other in this process, through
+    L{run_task} with C{knobs}: the data path alone, no driver.
+
+    @return: the counters summed over the tasks.
+    """
+    mid, out = os.path.join(base, "mid"), os.path.join(base, "out")
+    os.makedirs(mid)
+    os.makedirs(out)
+    plan = plan_splits(list_inputs(input_dir), maps, job.input_mode)
+    common = dict(job=job.name, intermediate=mid, n_map=maps, n_reduce=reduces)
+    specs = [task_spec(kind=Kind.MAP, index=m, input=input_dir, splits=splits, **common)
+             for m, splits in enumerate(plan)]
+    specs += [task_spec(kind=Kind.REDUCE, index=r, output=out, memory=memory, **common)
+              for r in range(reduces)]
+    counters = {}
+    for spec in specs:
+        for group, names in run_task(job, spec, knobs=knobs).items():
+            total = counters.setdefault(group, {})
+            for name, n in names.items():
+                total[name] = total.get(name, 0) + n
+        Layout.of(spec).commit(spec.kind, spec.index, spec.attempt)
+    return counters
+
+
+class CorpusMixin:
+    def corpus(self, lines=2000, files=3):
+        d = self.mktemp()
+        os.makedirs(d)
+        rng = random.Random(11)
+        for i in range(files):
+            with open(os.path.join(d, f"part-{i}.txt"), "w", encoding="utf-8") as f:
+                f.write(random_text(rng, lines))
+        return d
+
+
 class SplitTests(unittest.TestCase):
     def setUp(self):
         self.dir = self.mktemp()
@@ -40,7 +95,7 @@ class SplitTests(unittest.TestCase):
         got = collections.Counter()
         for splits in plan:
             for name, start, end in splits:
-                for _, data in tasks.read_blocks(os.path.join(self.dir, name), start, end,
+                for _, data in read_blocks(os.path.join(self.dir, name), start, end,
                                                  block_bytes):
                     got[name] += 0
                     for line in data.split(b"\n"):
@@ -58,7 +113,7 @@ class SplitTests(unittest.TestCase):
         self.write("c.txt", b"")
         self.write("d.txt", b"\n\n\nlast")
         self.write(".hidden", b"never read")
-        files = tasks.list_inputs(self.dir)
+        files = list_inputs(self.dir)
         self.assertEqual([f[0] for f in files], ["a.txt", "b.txt", "c.txt", "d.txt"])
         expected = collections.Counter()
         for name, _ in files:
@@ -69,7 +124,7 @@ class SplitTests(unittest.TestCase):
                     expected[(name, line)] += 1
         for n_map in (1, 2, 3, 7, 64):
             for block in (1, 5, 100, 1 << 20):
-                plan = tasks.plan_splits(files, n_map)
+                plan = plan_splits(files, n_map)
                 self.assertEqual(len(plan), n_map)
                 got = self.read_all(plan, block)
                 got = collections.Counter({k: v for k, v in got.items() if isinstance(k, tuple)})
@@ -83,14 +138,14 @@ class SplitTests(unittest.TestCase):
 
     def test_balanced_bytes(self):
         files = [("big", 1000), ("s1", 10), ("s2", 10)]
-        plan = tasks.plan_splits(files, 4)
+        plan = plan_splits(files, 4)
         loads = [sum(end - start for _, start, end in splits) for splits in plan]
         self.assertEqual(sum(loads), 1020)
         self.assertLessEqual(max(loads) - min(loads), 1)
 
     def test_file_mode_keeps_files_whole(self):
         files = [("a", 100), ("b", 50), ("c", 40), ("d", 10)]
-        plan = tasks.plan_splits(files, 2, "file")
+        plan = plan_splits(files, 2, "file")
         self.assertEqual(sorted(s for splits in plan for s in splits),
                          [["a", 0, 100], ["b", 0, 50], ["c", 0, 40], ["d", 0, 10]])
         loads = sorted(sum(e for _, _, e in splits) for splits in plan)
@@ -102,18 +157,18 @@ class KeyTests(unittest.TestCase):
         """
         CRC-32 of the UTF-8 bytes: the same in every process, every run.
         """
-        self.assertEqual(tasks.partition("hello", 7), zlib.crc32(b"hello") % 7)
-        self.assertEqual(tasks.partition("hello", 7), 907060870 % 7)
-        self.assertEqual(tasks.partition([1, "a"], 5), tasks.partition((1, "a"), 5))
+        self.assertEqual(partition("hello", 7), zlib.crc32(b"hello") % 7)
+        self.assertEqual(partition("hello", 7), 907060870 % 7)
+        self.assertEqual(partition([1, "a"], 5), partition((1, "a"), 5))
 
     def test_sort_order_mixed_keys(self):
         keys = ["b", 3, None, "a", 1.5, [1, 2], True]
-        self.assertEqual(tasks.sorted_keys(keys), [None, True, 1.5, 3, "a", "b", [1, 2]])
+        self.assertEqual(sorted_keys(keys), [None, True, 1.5, 3, "a", "b", [1, 2]])
 
     def test_format(self):
-        self.assertEqual(tasks.format_field("a b"), "a b")
-        self.assertEqual(tasks.format_field([1, "x"]), '[1,"x"]')
-        self.assertEqual(tasks.format_field({"k": None}), '{"k":null}')
+        self.assertEqual(format_field("a b"), "a b")
+        self.assertEqual(format_field([1, "x"]), '[1,"x"]')
+        self.assertEqual(format_field({"k": None}), '{"k":null}')
 
 
 class ChunkTests(unittest.TestCase):
@@ -123,21 +178,20 @@ class ChunkTests(unittest.TestCase):
     """
 
     def test_chunks_are_bounded_and_keep_every_pair(self):
-        self.patch(tasks, "CHUNK_RECORDS", 100)
         base = self.mktemp()
         os.makedirs(base)
         paths = [os.path.join(base, f"p{i}") for i in range(2)]
-        out = tasks.MapOutput(paths, None, False, {}, buffer_records=350)
+        out = MapOutput(paths, None, False, {}, Knobs(chunk_records=100, buffer_records=350))
         pairs = [(f"k{i}", i) for i in range(1000)] + [(("a", i), [i]) for i in range(10)]
         out.extend(pairs)
         out.close()
         got = []
         for index, path in enumerate(paths):
-            for _, (keys, values) in tasks.read_chunks(path):
+            for _, (keys, values) in read_chunks(path):
                 self.assertLessEqual(len(keys), 100)
                 self.assertEqual(len(keys), len(values))
                 for key in keys:
-                    self.assertEqual(tasks.partition(key, 2), index)
+                    self.assertEqual(partition(key, 2), index)
                 got.extend(zip(keys, values))
         self.assertEqual(sorted(got, key=repr), sorted(pairs, key=repr))
 
@@ -146,16 +200,14 @@ class ChunkTests(unittest.TestCase):
         A map task's buffer is bounded in bytes as well as in records: with
         large values it is written after fewer records.
         """
-        self.patch(tasks, "BUFFER_BYTES", 100_000)
-        self.patch(tasks, "FIRST_FLUSH", 5)
         base = self.mktemp()
         os.makedirs(base)
         path = os.path.join(base, "p0")
-        out = tasks.MapOutput([path], None, False, {})
+        out = MapOutput([path], None, False, {}, Knobs(buffer_bytes=100_000, first_flush=5))
         for i in range(100):
             out.add(f"k{i}", "x" * 10_000)
         out.close()
-        sizes = [len(keys) for _, (keys, _) in tasks.read_chunks(path)]
+        sizes = [len(keys) for _, (keys, _) in read_chunks(path)]
         self.assertEqual(sum(sizes), 100)
         self.assertEqual(sizes[0], 5)
         self.assertTrue(all(n <= 10 for n in sizes), sizes)
@@ -170,7 +222,7 @@ class ChunkTests(unittest.TestCase):
         counters = {}
         prefix = os.path.join(self.mktemp(), "r")
         os.makedirs(os.path.dirname(prefix))
-        grouper = tasks.Grouper(prefix, 20_000, counters)
+        grouper = Grouper(prefix, 20_000, counters, Knobs())
         expected = collections.defaultdict(list)
         for _ in range(20):
             keys = [f"w{rng.randrange(500)}" for _ in range(200)]
@@ -192,32 +244,55 @@ class ChunkTests(unittest.TestCase):
         path = self.mktemp()
         with open(path, "wb") as f:
             f.write(b"TXMR-CHUNKS-1\n\x00\x00")
-        e = self.assertRaises(ValueError, list, tasks.read_chunks(path))
+        e = self.assertRaises(ValueError, list, read_chunks(path))
         self.assertIn("another version of txmr", str(e))
 
 
-class JobRunTests(unittest.TestCase):
+class TaskRunTests(CorpusMixin, unittest.TestCase):
+    """
+    Whole attempts run through L{run_task}, with small knobs.
+    """
+
+    def test_many_runs_merged_in_passes(self):
+        """
+        With more spilled runs than a merge takes at once, runs are merged
+        into longer ones first: still the same output, and no run is left.
+        """
+        d = self.corpus(lines=3000)
+        job = load_job(os.path.join(JOBS, "pairs.py"))
+        base = self.mktemp()
+        counters = run_here(job, d, base, maps=3, reduces=1, memory=5_000,
+                            knobs=Knobs(merge_fan_in=2, run_chunk=7))
+        self.assertGreater(counters["txmr"]["spilled_records"], 0)
+        self.assertEqual(read_output(os.path.join(base, "out"), 1), reference(job.name, d))
+        mid = os.path.join(base, "mid")
+        self.assertEqual([n for n in os.listdir(mid) if "spill" in n], [])
+
+    def test_map_error_names_record(self):
+        d = self.corpus(lines=10, files=1)
+        job = load_job(os.path.join(JOBS, "raises.py"))
+        spec = task_spec(kind=Kind.MAP, index=0, job=job.name, intermediate=self.mktemp(),
+                         input=d, splits=[["part-0.txt", 0, 10 ** 6]])
+        os.makedirs(spec.intermediate)
+        e = self.assertRaises(RecordError, run_task, job, spec)
+        self.assertEqual(e.record, ["part-0.txt", 0, 0])
+        self.assertIsInstance(e.error, ValueError)
+        self.assertEqual(os.listdir(spec.intermediate), [], "partial output removed")
+
+
+class JobRunTests(CorpusMixin, unittest.TestCase):
     """
     Whole jobs run inline, compared with an independent one-process oracle.
     """
 
     def run_job(self, job, input_dir, maps=3, reduces=2, **kwargs):
         base = self.mktemp()
-        config = DriverConfig(input=input_dir, intermediate=os.path.join(base, "mid"),
+        config = JobConfig(input=input_dir, intermediate=os.path.join(base, "mid"),
                               output=os.path.join(base, "out"), mappers=maps,
                               reducers=reduces, job=job, **kwargs)
         self.last_config = config
         counters = run_inline(config)
         return read_output(config.output, reduces), counters
-
-    def corpus(self, lines=2000, files=3):
-        d = self.mktemp()
-        os.makedirs(d)
-        rng = random.Random(11)
-        for i in range(files):
-            with open(os.path.join(d, f"part-{i}.txt"), "w", encoding="utf-8") as f:
-                f.write(random_text(rng, lines))
-        return d
 
     def test_wordcount_matches_counter(self):
         d = self.corpus()
@@ -234,7 +309,7 @@ class JobRunTests(unittest.TestCase):
     def test_output_sorted_and_partitioned(self):
         d = self.corpus()
         base = self.mktemp()
-        config = DriverConfig(input=d, intermediate=base + "/m", output=base + "/o",
+        config = JobConfig(input=d, intermediate=base + "/m", output=base + "/o",
                               mappers=2, reducers=3)
         run_inline(config)
         self.assertEqual(sorted(os.listdir(config.output)), ["out-0", "out-1", "out-2"])
@@ -242,7 +317,7 @@ class JobRunTests(unittest.TestCase):
             with open(os.path.join(config.output, f"out-{r}"), encoding="utf-8") as f:
                 keys = [line.split("\t")[0] for line in f]
             self.assertEqual(keys, sorted(keys))
-            self.assertTrue(all(tasks.partition(k, 3) == r for k in keys))
+            self.assertTrue(all(partition(k, 3) == r for k in keys))
 
     def test_spills_give_the_same_output(self):
         """
@@ -257,21 +332,6 @@ class JobRunTests(unittest.TestCase):
         self.assertGreater(counters["txmr"]["spilled_records"], 0)
         self.assertEqual(plain, spilled)
         self.assertEqual(plain, reference(job, d))
-
-    def test_many_runs_merged_in_passes(self):
-        """
-        With more spilled runs than a merge takes at once, runs are merged
-        into longer ones first: still the same output, and no run is left.
-        """
-        self.patch(tasks.Grouper, "fan_in", 2)
-        self.patch(tasks, "RUN_CHUNK", 7)
-        d = self.corpus(lines=3000)
-        job = os.path.join(JOBS, "pairs.py")
-        out, counters = self.run_job(job, d, memory=5_000, reduces=1)
-        self.assertGreater(counters["txmr"]["spilled_records"], 0)
-        self.assertEqual(out, reference(job, d))
-        mid = os.path.join(os.path.dirname(self.last_config.output), "mid")
-        self.assertEqual([n for n in os.listdir(mid) if "spill" in n], [])
 
     def test_combiner_and_user_counters(self):
         d = self.corpus()
@@ -288,15 +348,3 @@ class JobRunTests(unittest.TestCase):
         out, _ = self.run_job(job, d)
         self.assertEqual(out, reference(job, d))
         self.assertEqual(len(out), 5)
-
-    def test_map_error_names_record(self):
-        d = self.corpus(lines=10, files=1)
-        job = load_job(os.path.join(JOBS, "raises.py"))
-        spec = {"kind": "map", "index": 0, "attempt": 1, "job": job.name,
-                "intermediate": self.mktemp(), "input": d,
-                "splits": [["part-0.txt", 0, 10 ** 6]], "n_reduce": 1, "skip": []}
-        os.makedirs(spec["intermediate"])
-        e = self.assertRaises(tasks.RecordError, tasks.run_task, job, spec)
-        self.assertEqual(e.record, ["part-0.txt", 0, 0])
-        self.assertIsInstance(e.error, ValueError)
-        self.assertEqual(os.listdir(spec["intermediate"]), [], "partial output removed")

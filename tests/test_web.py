@@ -13,10 +13,53 @@ from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 from twisted.trial import unittest
 
-from txmr import scheduler as sched
-from txmr import tasks
-from txmr.driver import DriverConfig, makeService
-from tests.test_protocol import DriverFixture, write_input
+from twisted.internet import endpoints
+from twisted.internet.protocol import Factory
+
+from txmr import protocol
+from txmr.core.spec import TaskSpec
+from txmr.core.states import AttemptState, TaskState
+from txmr.data.run import run_task
+from txmr.driver.config import DriverConfig
+from txmr.driver.seed import SeedWorkers
+from txmr.driver.service import makeService
+from txmr.job import load_job
+from tests.memory import FakeWorker, MemoryDriverMixin, write_input
+
+
+class DriverFixture:
+    """
+    A real driver on a loopback port, as a browser, curl or a seed worker
+    meets it; raw AMP clients over real TCP.
+    """
+
+    maps = 2
+    files = 2
+
+    def setUp(self):
+        base = self.mktemp()
+        write_input(os.path.join(base, "in"), self.files)
+        self.config = DriverConfig(
+            input=os.path.join(base, "in"), intermediate=os.path.join(base, "mid"),
+            output=os.path.join(base, "out"), mappers=self.maps, reducers=1,
+            listen="tcp:0:interface=127.0.0.1", heartbeat=60, heartbeat_timeout=120,
+            poll=30, max_attempts=2)
+        self.driver = makeService(self.config, reactor)
+        self.coordinator = self.driver.coordinator
+        self.job = load_job(self.config.job)
+        self.addCleanup(self.driver.stopService)
+        return self.driver.startService()
+
+    @defer.inlineCallbacks
+    def connect(self):
+        port = self.driver.port.getHost().port
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        client = yield endpoint.connect(Factory.forProtocol(FakeWorker))
+        self.addCleanup(client.transport.loseConnection)
+        answer = yield client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION,
+                                         host="test", pid=os.getpid())
+        client.worker = answer["worker"]
+        return client
 
 
 class _Body:
@@ -122,11 +165,10 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
                         for line in source:
                             f.writelines(f"{w.lower()} 1\n" for w in line.split())
             yield self.http(b"POST", f"/task/mapper/{t['id']}/status", body=b'{"status": 4}')
-        attempt = self.driver.scheduler.assign(
-            self.driver.http_worker("reducer-pid"), self.driver.now())
-        spec = self.driver.spec(attempt)
-        tasks.run_task(self.job, spec)
-        self.driver.task_done(attempt.worker, "reduce", 0, attempt.id, {})
+        worker = self.coordinator.join({"host": "test"})
+        attempt = self.coordinator.assign(worker)
+        run_task(self.job, self.coordinator.plan.spec(attempt))
+        self.coordinator.task_done(worker, "reduce", 0, attempt.id, {})
         with open(os.path.join(self.config.output, "out-0")) as f:
             out = dict(line.rstrip("\n").split("\t") for line in f)
         self.assertEqual(out["the"], "6")
@@ -154,30 +196,26 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertTrue(client.worker)
 
 
-class LeaseTests(unittest.TestCase):
+class LeaseTests(MemoryDriverMixin, unittest.TestCase):
+    maps = 1
+    files = 1
+    options = {"http_lease": 60}
+
     def test_http_lease_runs_out(self):
-        base = self.mktemp()
-        write_input(os.path.join(base, "in"), 1)
-        clock = task.Clock()
-        driver = makeService(DriverConfig(
-            input=os.path.join(base, "in"), intermediate=os.path.join(base, "m"),
-            output=os.path.join(base, "o"), mappers=1, reducers=1, http_lease=60), clock)
-        driver.heartbeat.start(1, now=False)
-        self.addCleanup(driver.heartbeat.stop)
-        attempt = driver.http_assign("1")
-        for _ in range(30):
-            clock.advance(1)
-        driver.http_worker("1")  # a request renews the lease
-        for _ in range(59):
-            clock.advance(1)
-        self.assertEqual(attempt.task.state, sched.RUNNING)
-        clock.advance(2)
-        self.assertEqual(attempt.task.state, sched.READY)
-        self.assertEqual(attempt.state, "lost")
+        seed = SeedWorkers(self.coordinator, lease=60)
+        attempt = seed.assign("1")
+        self.advance(30)
+        seed.worker("1")  # a request renews the lease
+        self.advance(59)
+        self.assertEqual(attempt.task.state, TaskState.RUNNING)
+        self.advance(2)
+        self.assertEqual(attempt.task.state, TaskState.READY)
+        self.assertEqual(attempt.state, AttemptState.LOST)
         # The worker comes back: a new session, and its old task is not its own.
-        again = driver.http_assign("1")
+        again = seed.assign("1")
         self.assertEqual(again.task, attempt.task)
         self.assertNotEqual(again.id, attempt.id)
+        self.assertNotEqual(again.worker, attempt.worker)
 
 
 def chromium():
@@ -202,13 +240,11 @@ class StatusPageTests(HTTPFixture, unittest.TestCase):
         if browser is None:
             raise unittest.SkipTest("no Chromium installed (Debian: apt-get install chromium)")
         client = yield self.connect()
-        from txmr import protocol
-
         answer = yield client.callRemote(protocol.GetTask)
-        spec = answer["task"]
-        counters = tasks.run_task(self.job, spec)
-        yield client.callRemote(protocol.TaskDone, kind="map", index=spec["index"],
-                                attempt=spec["attempt"], counters=counters)
+        spec = TaskSpec.from_json(answer["task"])
+        counters = run_task(self.job, spec)
+        yield client.callRemote(protocol.TaskDone, kind="map", index=spec.index,
+                                attempt=spec.attempt, counters=counters)
         yield client.callRemote(protocol.GetTask)
         profile = os.path.abspath(self.mktemp())
         out, err, code = yield utils.getProcessOutputAndValue(browser, [
@@ -238,21 +274,6 @@ class SecretTests(HTTPFixture, unittest.TestCase):
     def setUp(self):
         DriverFixture.setUp(self)
         self.driver.config.secret = "s3cret"
-
-    @defer.inlineCallbacks
-    def test_amp_hello_needs_the_secret(self):
-        from txmr import protocol
-
-        client = yield self.connect(hello=False)
-        yield self.assertFailure(
-            client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION, host="h",
-                              pid=1), protocol.Unauthorized)
-        yield self.assertFailure(
-            client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION, host="h",
-                              pid=1, secret="guess"), protocol.Unauthorized)
-        answer = yield client.callRemote(protocol.Hello, version=protocol.PROTOCOL_VERSION,
-                                         host="h", pid=1, secret="s3cret")
-        self.assertIn(answer["worker"], self.driver.scheduler.workers)
 
     @defer.inlineCallbacks
     def test_http_needs_the_secret(self):

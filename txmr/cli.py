@@ -259,16 +259,16 @@ def run(a):
 
 
 def run_inline(a):
-    from txmr.driver import ConfigError, DriverConfig
     from txmr.inline import run_inline as inline
+    from txmr.plan import ConfigError, JobConfig
 
     work = None
     intermediate = a.intermediate
     if intermediate is None:
         work = intermediate = tempfile.mkdtemp(prefix="txmr-inline-")
-    config = DriverConfig(input=a.input, intermediate=intermediate, output=a.output,
-                          mappers=a.mappers, reducers=a.reducers, job=a.job,
-                          memory=a.memory << 20)
+    config = JobConfig(input=a.input, intermediate=intermediate, output=a.output,
+                       mappers=a.mappers, reducers=a.reducers, job=a.job,
+                       memory=a.memory << 20)
     progress = Progress()
     started = time.monotonic()
     try:

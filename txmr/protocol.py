@@ -1,12 +1,13 @@
 """
 The wire contract between a txmr driver and its workers: AMP commands.
 
-A worker connects, says L{Hello}, then asks L{GetTask} until it is told the
-job is done; it reports each attempt with L{TaskDone} or L{TaskFailed}, whose
-answer can carry its next task, so that a busy worker needs one round trip
-per task.  The
-driver sends L{Ping} as a heartbeat, L{Cancel} for an attempt that no longer
-counts, and L{JobOver} when the job ends.
+Two blocks, by direction.  A worker connects, says L{Hello}, then asks
+L{GetTask} until it is told the job is done; it reports each attempt with
+L{TaskDone} or L{TaskFailed}, whose answer can carry its next task, so that
+a busy worker needs one round trip per task.  The driver sends L{Ping} as a
+heartbeat, L{Cancel} for an attempt that no longer counts, and L{JobOver}
+when the job ends.  A task and an answer are read and written by
+L{txmr.core.spec}, the only code that knows their fields.
 
 No bulk data crosses this protocol: task specifications and reports are
 small JSON documents, and files move through the shared file system.  A value
@@ -18,9 +19,10 @@ import json
 
 from twisted.protocols import amp
 
-from txmr.scheduler import StaleReport, UnknownTask, UnknownWorker
+from txmr.core.errors import StaleReport, UnknownTask, UnknownWorker
 
-PROTOCOL_VERSION = 1
+# 2: GetTask's answer lost its C{retry}, and a spec carries both task counts.
+PROTOCOL_VERSION = 2
 
 # Attempts an AMP worker may hold at once: one running, and one to run next
 # (asked for while the first runs, when tasks are quick).
@@ -100,12 +102,16 @@ class VersionMismatch(Exception):
     """
 
 
-# The scheduler's refusals travel as AMP errors, by these codes.
+# The scheduler's refusals travel as AMP errors, by these codes.  A worker
+# refused by them learns of it by the same exception classes.
 _REFUSALS = {
     UnknownWorker: b"NOT_REGISTERED",
     UnknownTask: b"UNKNOWN_TASK",
     StaleReport: b"STALE_REPORT",
 }
+
+
+# -- worker to driver ----------------------------------------------------------
 
 
 class Hello(amp.Command):
@@ -134,7 +140,7 @@ class GetTask(amp.Command):
     Worker to driver: ask for work.  The driver answers when it has some
     (a long poll, never a busy loop), with C{action}:
       - C{run}: run the attempt described by C{task};
-      - C{wait}: nothing yet, ask again (after C{retry} seconds at most);
+      - C{wait}: nothing yet, ask again;
       - C{done}: the job is over; C{task} is then C{{"ok": bool}}.
     With C{wait} false, the driver answers at once (C{wait} if nothing is
     ready): a worker asks so for its next task while it runs one.
@@ -143,7 +149,6 @@ class GetTask(amp.Command):
     arguments = [(b"wait", amp.Boolean(optional=True))]
     response = [
         (b"action", amp.Unicode()),
-        (b"retry", amp.Float()),
         (b"task", BigJSON()),
     ]
     errors = {UnknownWorker: b"NOT_REGISTERED"}
@@ -156,7 +161,6 @@ class GetTask(amp.Command):
 _ASK = (b"ask", amp.Boolean(optional=True))
 _NEXT = [
     (b"action", amp.Unicode(optional=True)),
-    (b"retry", amp.Float(optional=True)),
     (b"task", BigJSON(optional=True)),
 ]
 
@@ -200,6 +204,9 @@ class TaskFailed(amp.Command):
     ]
     response = _NEXT
     errors = _REFUSALS
+
+
+# -- driver to worker ----------------------------------------------------------
 
 
 class Ping(amp.Command):

@@ -2,6 +2,6 @@
 C{twistd txmr-driver}.
 """
 
-from txmr.service import DriverOptions as Options, make_driver_service as makeService
+from txmr.driver.options import DriverOptions as Options, make_driver_service as makeService
 
 __all__ = ["Options", "makeService"]

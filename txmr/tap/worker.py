@@ -2,6 +2,6 @@
 C{twistd txmr-worker}.
 """
 
-from txmr.service import WorkerOptions as Options, make_worker_service as makeService
+from txmr.worker.options import WorkerOptions as Options, make_worker_service as makeService
 
 __all__ = ["Options", "makeService"]

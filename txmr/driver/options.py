@@ -1,53 +1,18 @@
 """
-What the twistd plugins wire together: command-line options, and the way
-a daemon ends with the right exit code.
+C{twistd txmr-driver}: its command line, and the service it makes.
 
-twistd itself has no notion of an exit code: the process exits 0 whenever
-the reactor stops.  A driver whose job failed must exit non-zero, so
-L{exit_process} records the code and an C{atexit} hook ends the process with
-it, after twistd has cleaned up.
+The seed's flags (C{--i_path}, C{-ip}, ...) are accepted as aliases.
 """
 
-import atexit
-import os
 import sys
 
-from twisted.internet import endpoints
 from twisted.python import usage
 
-from txmr import tasks
+from txmr.core.spec import DEFAULT_MEMORY
+from txmr.daemon import exit_process, positive_float, read_secret
+from txmr.driver.config import DriverConfig
 from txmr.job import DEFAULT_JOB
-
-_exit_code = 0
-
-
-def _exit_with_code():
-    if _exit_code:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_code)
-
-
-atexit.register(_exit_with_code)
-
-
-def exit_process(reactor, code, message, now=False):
-    """
-    Stop the reactor so that the process exits with C{code}; print the
-    message on standard error when it is an error.  With C{now}, exit at
-    once, without waiting for threads that may compute for a long time.
-    """
-    global _exit_code
-    _exit_code = code
-    if code:
-        print(f"txmr: {message}", file=sys.stderr, flush=True)
-    if now:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if reactor.running:
-        reactor.callLater(0, reactor.stop)
-
+from txmr.plan import ConfigError
 
 _SEED_ALIASES = {
     "-ip": "--input", "--i_path": "--input", "--i-path": "--input",
@@ -66,13 +31,6 @@ def _seed_aliases(argv):
         name, eq, value = arg.partition("=")
         out.append(_SEED_ALIASES.get(name, name) + eq + value if name in _SEED_ALIASES else arg)
     return out
-
-
-def _positive_float(text):
-    value = float(text)
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
 
 
 class DriverOptions(usage.Options):
@@ -94,15 +52,15 @@ class DriverOptions(usage.Options):
         ["listen", None, None, "Listen on this Twisted server endpoint instead "
                                "(e.g. tcp:5000, ssl:..., unix:/path)."],
         ["job", "j", DEFAULT_JOB, "The job: a module, module:attribute, or a .py file."],
-        ["heartbeat", None, 1.0, "Seconds between pings of each worker.", _positive_float],
+        ["heartbeat", None, 1.0, "Seconds between pings of each worker.", positive_float],
         ["heartbeat-timeout", None, 5.0, "Seconds of silence after which a worker is lost.",
-         _positive_float],
+         positive_float],
         ["max-attempts", None, 4, "Failures of one task that fail the job.", int],
         ["task-timeout", None, None, "Abandon an attempt running longer than this (seconds).",
-         _positive_float],
+         positive_float],
         ["speculate-after", None, 10.0, "Least running time before a straggler gets a "
                                         "backup attempt (seconds).", float],
-        ["memory", None, tasks.DEFAULT_MEMORY >> 20, "Memory budget of a reduce task in MB; "
+        ["memory", None, DEFAULT_MEMORY >> 20, "Memory budget of a reduce task in MB; "
                                                     "past it, it spills to disk.", int],
         ["port-file", None, None, "Write the address the driver listens on to this file."],
         ["summary-file", None, None, "At the end, write the job's final state here as JSON."],
@@ -111,7 +69,7 @@ class DriverOptions(usage.Options):
         ["http", None, None, "Serve HTTP (status page, API, metrics) on this endpoint too; "
                              "the main port serves it anyway."],
         ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
-                                   "request bearing its worker-pid.", _positive_float],
+                                   "request bearing its worker-pid.", positive_float],
     ]
     optFlags = [
         ["no-speculation", None, "Never start backup attempts of stragglers."],
@@ -124,10 +82,8 @@ class DriverOptions(usage.Options):
         return super().parseOptions(_seed_aliases(options))
 
     def config(self):
-        from txmr import driver
-
         listen = self["listen"] or f"tcp:{self['port']}:interface=127.0.0.1"
-        return driver.DriverConfig(
+        return DriverConfig(
             input=self["input"],
             intermediate=self["intermediate"],
             output=self["output"],
@@ -151,83 +107,16 @@ class DriverOptions(usage.Options):
         )
 
 
-def read_secret(path):
-    """
-    The secret in a file (its first line), or L{None} without a file.
-    """
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            secret = f.readline().strip()
-    except OSError as e:
-        raise usage.UsageError(f"cannot read the secret file {path!r}: {e.strerror}")
-    if not secret:
-        raise usage.UsageError(f"the secret file {path!r} is empty")
-    return secret
-
-
-class WorkerOptions(usage.Options):
-    """
-    twistd txmr-worker: run tasks for a driver until its job is over.
-    """
-
-    synopsis = "[options] --driver ADDRESS"
-    optParameters = [
-        ["driver", "d", "127.0.0.1:5000",
-         "The driver: http://HOST:PORT, HOST:PORT, or a Twisted client endpoint string."],
-        ["give-up", None, 60.0, "Exit if the driver stays out of reach this long (seconds; "
-                                "0: never).", float],
-        ["secret-file", None, None, "Give the driver the secret in this file."],
-    ]
-
-    def postOptions(self):
-        self["secret"] = read_secret(self["secret-file"])
-
-
-# Each daemon imports only its own side: a worker starts sooner without the
-# driver's web and metrics modules.
-
 def make_driver_service(options):
     from twisted.internet import reactor
 
-    from txmr import driver
+    from txmr.driver.service import makeService
 
     try:
-        return driver.makeService(
+        return makeService(
             options.config(), reactor,
             on_exit=lambda code, message: exit_process(reactor, code, message),
         )
-    except driver.ConfigError as e:
+    except ConfigError as e:
         print(f"txmr-driver: error: {e}", file=sys.stderr)
         raise SystemExit(2)
-
-
-def make_worker_service(options):
-    from twisted.internet import reactor
-
-    from txmr import worker
-
-    def on_exit(code, message):
-        # A task thread that is still computing would hold up the reactor's
-        # shutdown; the driver no longer wants its result.
-        exit_process(reactor, code, message, now=service.busy)
-
-    address = worker.client_endpoint_string(options["driver"])
-    try:
-        endpoints.clientFromString(reactor, address)
-    except (ValueError, TypeError, KeyError) as e:
-        print(f"txmr-worker: error: --driver {options['driver']!r} is not a driver address: {e}",
-              file=sys.stderr)
-        raise SystemExit(2)
-    service = worker.makeService(options["driver"], reactor, options["give-up"], on_exit,
-                                 secret=options["secret"])
-
-    def abandon_task():
-        # Stopped by a signal mid-task: the driver will give the task to
-        # another worker; do not wait for the thread to finish it.
-        if service.busy:
-            exit_process(reactor, 1, "stopped in the middle of a task", now=True)
-
-    reactor.addSystemEventTrigger("before", "shutdown", abandon_task)
-    return service

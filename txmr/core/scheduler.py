@@ -1,15 +1,17 @@
 """
-The scheduling core: tasks, attempts and workers, and nothing else.
+The scheduling core: the rules of one job's life, and nothing else.
 
 This module does no I/O and reads no clock: every method that depends on
-time takes C{now}.  The AMP driver, the HTTP API and the tests all drive the
-same L{Scheduler}, so the rules of the job's life cycle live in one place:
+time takes C{now}, and every event returns the L{instructions
+<txmr.core.instructions>} that follow from it.  The AMP and HTTP front
+doors, the inline runner and the tests all drive the same L{Scheduler}:
 
   - map tasks start READY; reduce tasks start BLOCKED and become READY when
     every map task is FINISHED (the seed system's life cycle);
   - every hand-out of a task is a new L{Attempt} with a job-unique id, and
     every report names its attempt: the first successful attempt of a task
-    wins, any other report about it is refused with L{StaleReport};
+    wins (L{report_done} accepts it, the caller commits its files, then
+    L{committed}), any other report about it is refused with L{StaleReport};
   - a lost worker's running attempts are given back at once, a failed
     attempt is retried until C{max_attempts} failures fail the job, an
     attempt running past C{task_timeout} is abandoned, and near the end of a
@@ -21,16 +23,11 @@ same L{Scheduler}, so the rules of the job's life cycle live in one place:
 
 from bisect import insort
 from collections import deque
-from dataclasses import dataclass, field
 
-# Task states, with the seed's numbers: they are part of its HTTP API.
-BLOCKED, READY, RUNNING, FINISHED = 1, 2, 3, 4
-STATE_NAMES = {BLOCKED: "blocked", READY: "ready", RUNNING: "running", FINISHED: "finished"}
-
-# Job states, the seed's numbers, and one it lacked.
-JOB_RUNNING, JOB_FINISHED, JOB_FAILED = 1, 2, 3
-
-MAP, REDUCE = "map", "reduce"
+from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
+from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
+from txmr.core.model import Attempt, JobFailure, SkippedRecord, Task, Worker
+from txmr.core.states import AttemptState, JobState, Kind, TaskState
 
 # A backup attempt is considered only for attempts running longer than
 # SPECULATION_FACTOR times the median duration of the phase's finished tasks.
@@ -39,108 +36,7 @@ SPECULATION_FACTOR = 2.0
 # may hold one more, to run next, and runs what it holds as a batch.
 QUICK_TASK = 0.05
 
-
-class SchedulingError(Exception):
-    """
-    A request the scheduler refuses; the message says why, for the peer.
-    """
-
-
-class UnknownTask(SchedulingError):
-    """
-    No task of that kind and index exists in this job.
-    """
-
-
-class UnknownWorker(SchedulingError):
-    """
-    The worker never registered, or the driver already gave up on it.
-    """
-
-
-class StaleReport(SchedulingError):
-    """
-    A report about an attempt that no longer counts: it lost, it was
-    abandoned, its worker was presumed dead, or the task already finished.
-    """
-
-
-@dataclass(eq=False)
-class Attempt:
-    """
-    One execution of a task on one worker.
-
-    @ivar state: C{running}, then one of C{succeeded}, C{failed}, C{lost}
-        (its worker went away), C{timed-out} or C{killed} (another attempt
-        won, or the job ended).
-    """
-
-    id: int
-    task: "Task"
-    worker: str
-    started: float
-    speculative: bool = False
-    state: str = "running"
-    finished: float | None = None
-    error: str | None = None
-
-    @property
-    def running(self):
-        return self.state == "running"
-
-    def duration(self, now):
-        return (self.finished if self.finished is not None else now) - self.started
-
-
-@dataclass(eq=False)
-class Task:
-    """
-    A map or reduce task: its inputs, state and attempts.
-
-    @ivar inputs: for a map task, its splits; unused for a reduce task.
-    @ivar failures: attempts that failed by the task's own fault (the code
-        raised, or the attempt timed out); lost workers do not count.
-    @ivar record_failures: for skipping mode, how often each input record
-        was named by a failed attempt; C{skip} holds the records to skip.
-    """
-
-    kind: str
-    index: int
-    inputs: list = field(default_factory=list)
-    state: int = READY
-    attempts: list = field(default_factory=list)
-    failures: int = 0
-    winner: Attempt | None = None
-    counters: dict = field(default_factory=dict)
-    record_failures: dict = field(default_factory=dict)
-    skip: list = field(default_factory=list)
-
-    @property
-    def key(self):
-        return (self.kind, self.index)
-
-    def running_attempts(self):
-        return [a for a in self.attempts if a.running]
-
-
-@dataclass(eq=False)
-class Worker:
-    """
-    A worker session: one connection of a worker process, or one HTTP
-    worker-pid.  A worker that reconnects is a new session.
-    """
-
-    id: str
-    joined: float
-    last_seen: float
-    info: dict = field(default_factory=dict)
-    timeout: float | None = None
-    slots: int | None = 1
-    attempts: set = field(default_factory=set)
-    lost: bool = False
-    blacklisted: bool = False
-    failed_attempts: list = field(default_factory=list)
-    succeeded: int = 0
+_FAULTS = (AttemptState.FAILED, AttemptState.TIMED_OUT)
 
 
 class Scheduler:
@@ -160,21 +56,13 @@ class Scheduler:
         fail twice are skipped by later attempts.
     """
 
-    def __init__(
-        self,
-        map_inputs,
-        n_reduce,
-        max_attempts=4,
-        task_timeout=None,
-        speculation=True,
-        speculate_after=10.0,
-        blacklist_after=3,
-        skip_bad_records=False,
-    ):
+    def __init__(self, map_inputs, n_reduce, max_attempts=4, task_timeout=None,
+                 speculation=True, speculate_after=10.0, blacklist_after=3,
+                 skip_bad_records=False):
         if not map_inputs or n_reduce < 1:
             raise ValueError("a job needs at least one map and one reduce task")
-        self.maps = [Task(MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
-        self.reduces = [Task(REDUCE, i, state=BLOCKED) for i in range(n_reduce)]
+        self.maps = [Task(Kind.MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
+        self.reduces = [Task(Kind.REDUCE, i, state=TaskState.BLOCKED) for i in range(n_reduce)]
         self.max_attempts = max_attempts
         self.task_timeout = task_timeout
         self.speculation = speculation
@@ -188,12 +76,12 @@ class Scheduler:
         # attempts, unfinished tasks, and each phase's sorted durations.
         self._ready = deque(self.maps)
         self._running = set()
-        self._unfinished = {MAP: len(self.maps), REDUCE: len(self.reduces)}
-        self._durations = {MAP: [], REDUCE: []}
+        self._unfinished = {Kind.MAP: len(self.maps), Kind.REDUCE: len(self.reduces)}
+        self._durations = {Kind.MAP: [], Kind.REDUCE: []}
         self._next_attempt = 1
-        self.state = JOB_RUNNING
-        self.failure = None
-        self.skipped_records = []
+        self.state = JobState.RUNNING
+        self.failure: JobFailure | None = None
+        self.skipped_records: list[SkippedRecord] = []
 
     # -- lookups ----------------------------------------------------------
 
@@ -201,8 +89,11 @@ class Scheduler:
         """
         The task of that kind and index, or L{UnknownTask}.
         """
-        tasks = {MAP: self.maps, REDUCE: self.reduces}.get(kind)
-        if tasks is None or not isinstance(index, int) or not 0 <= index < len(tasks):
+        try:
+            tasks = self.maps if Kind(kind) is Kind.MAP else self.reduces
+        except (ValueError, TypeError):
+            raise UnknownTask(f"no {kind!r} tasks in this job") from None
+        if type(index) is not int or not 0 <= index < len(tasks):
             raise UnknownTask(f"no {kind} task {index!r} in this job")
         return tasks[index]
 
@@ -222,17 +113,31 @@ class Scheduler:
 
     def counts(self):
         """
-        How many tasks of each kind are in each state.
+        How many tasks of each kind are in each state, by the states' names.
         """
         out = {}
         for task in self.tasks():
-            kind = out.setdefault(task.kind, {name: 0 for name in STATE_NAMES.values()})
-            kind[STATE_NAMES[task.state]] += 1
+            kind = out.setdefault(str(task.kind), {s.label: 0 for s in TaskState})
+            kind[task.state.label] += 1
         return out
 
     @property
     def over(self):
-        return self.state != JOB_RUNNING
+        return self.state is not JobState.RUNNING
+
+    @property
+    def ok(self):
+        return self.state is JobState.FINISHED
+
+    def live_workers(self):
+        return [w for w in self.workers.values() if not w.lost]
+
+    def silent(self, now, timeout):
+        """
+        The live workers not seen for C{timeout} seconds (or their own).
+        """
+        return [w for w in self.workers.values()
+                if not w.lost and now - w.last_seen > (w.timeout or timeout)]
 
     # -- workers ----------------------------------------------------------
 
@@ -241,13 +146,15 @@ class Scheduler:
         A new worker session joins the job.
 
         @param timeout: how long it may stay silent before it is lost, if not
-            the default that L{expire} is given (an HTTP worker's lease).
+            the default the caller uses (an HTTP worker's lease).
         @param slots: how many attempts it may run at once (L{None}: any, as
             the seed's HTTP workers could ask for task after task).
         """
         if worker_id in self.workers:
             raise SchedulingError(f"worker {worker_id!r} is already registered")
-        self.workers[worker_id] = Worker(worker_id, now, now, dict(info or {}), timeout, slots)
+        worker = Worker(worker_id, now, now, dict(info or {}), timeout, slots)
+        self.workers[worker_id] = worker
+        return worker
 
     def seen(self, worker_id, now):
         """
@@ -260,30 +167,17 @@ class Scheduler:
         The driver gives up on a worker: its running attempts are lost and
         their tasks are ready again at once.  Later reports from it are
         refused.  Losing a worker twice, or one never seen, does nothing.
+
+        @return: a L{GivenBack} for each attempt lost.
         """
         worker = self.workers.get(worker_id)
         if worker is None or worker.lost:
-            return
+            return []
         worker.lost = True
-        for attempt in list(worker.attempts):
-            self._end_attempt(attempt, "lost", now)
-
-    def expire(self, now, timeout):
-        """
-        Lose every worker not seen for C{timeout} seconds (or its own).
-
-        @return: the ids of the workers lost now.
-        """
-        silent = [
-            w.id for w in self.workers.values()
-            if not w.lost and now - w.last_seen > (w.timeout or timeout)
-        ]
-        for worker_id in silent:
-            self.lose(worker_id, now)
-        return silent
-
-    def live_workers(self):
-        return [w for w in self.workers.values() if not w.lost]
+        lost = sorted(worker.attempts, key=lambda a: a.id)
+        for attempt in lost:
+            self._end_attempt(attempt, AttemptState.LOST, now)
+        return [GivenBack(a) for a in lost]
 
     # -- handing out tasks --------------------------------------------------
 
@@ -326,7 +220,7 @@ class Scheduler:
         idle = sum(1 for w in self._others(worker) if not w.attempts)
         ready = 0
         for task in self._ready:
-            if task.state == READY:
+            if task.state is TaskState.READY:
                 ready += 1
                 if ready > idle:
                     return True
@@ -339,11 +233,11 @@ class Scheduler:
         retry goes elsewhere, so one bad worker cannot use up its attempts).
         """
         ready = self._ready
-        while ready and ready[0].state != READY:
+        while ready and ready[0].state is not TaskState.READY:
             ready.popleft()
         fallback = None
         for task in ready:
-            if task.state != READY:
+            if task.state is not TaskState.READY:
                 continue
             if not self._failed_on(task, worker):
                 ready.remove(task)
@@ -365,14 +259,14 @@ class Scheduler:
     @staticmethod
     def _failed_on(task, worker):
         return task.failures and any(
-            a.worker == worker.id and a.state in ("failed", "timed-out") for a in task.attempts)
+            a.worker == worker.id and a.state in _FAULTS for a in task.attempts)
 
     def _start(self, task, worker, now, speculative):
         attempt = Attempt(self._next_attempt, task, worker.id, now, speculative)
         self._next_attempt += 1
         self.attempts[attempt.id] = attempt
         task.attempts.append(attempt)
-        task.state = RUNNING
+        task.state = TaskState.RUNNING
         worker.attempts.add(attempt)
         self._running.add(attempt)
         return attempt
@@ -382,14 +276,14 @@ class Scheduler:
         A task given back (its attempt failed or was lost) goes first: a
         task that keeps failing then fails the job early, not last.
         """
-        task.state = READY
+        task.state = TaskState.READY
         if retry:
             self._ready.appendleft(task)
         else:
             self._ready.append(task)
 
     def _phase(self):
-        return MAP if self._unfinished[MAP] else REDUCE
+        return Kind.MAP if self._unfinished[Kind.MAP] else Kind.REDUCE
 
     def _straggler(self, worker, now):
         """
@@ -424,85 +318,108 @@ class Scheduler:
         worker = self.workers.get(worker_id)
         if worker is None:
             raise UnknownWorker(f"unknown worker {worker_id!r}")
-        attempt = self.attempts.get(attempt_id)
+        attempt = self.attempts.get(attempt_id) if type(attempt_id) is int else None
         if attempt is None or attempt.task is not task:
-            raise StaleReport(f"{kind} task {index} has no attempt {attempt_id!r}")
+            raise StaleReport(f"{task} has no attempt {attempt_id!r}")
         if attempt.worker != worker_id:
-            raise StaleReport(f"attempt {attempt_id} of {kind} task {index} is not this worker's")
+            raise StaleReport(f"attempt {attempt_id} of {task} is not this worker's")
+        leftover = attempt if task.winner is not attempt and not attempt.running else None
         if worker.lost:
-            raise StaleReport(
-                f"attempt {attempt_id} of {kind} task {index} was given up with its worker"
-            )
+            raise StaleReport(f"attempt {attempt_id} of {task} was given up with its worker",
+                              leftover)
         if not attempt.running:
             raise StaleReport(
-                f"attempt {attempt_id} of {kind} task {index} is no longer running"
-                f" ({attempt.state})"
-            )
+                f"attempt {attempt_id} of {task} is no longer running ({attempt.state})",
+                leftover)
         return attempt
 
-    def succeed(self, worker_id, kind, index, attempt_id, now, counters=None):
+    def report_done(self, worker_id, kind, index, attempt_id, counters=None):
         """
-        An attempt finished: the task is FINISHED and its other attempts are
-        killed.  The caller must have committed the attempt's output (by
-        rename) before calling this, and only after L{running_attempt}
-        accepted it.
+        A worker says an attempt succeeded.  If it still counts, its files
+        are to be committed: the caller carries out the L{Commit}, then
+        calls L{committed} or L{commit_failed}, in the same reactor turn so
+        that no other report slips in between.
 
-        @return: the attempts killed because this one won.
+        @raise SchedulingError: the report is refused; nothing changed.
         """
         attempt = self.running_attempt(worker_id, kind, index, attempt_id)
+        return Commit(attempt, dict(counters or {}))
+
+    def committed(self, commit, now):
+        """
+        The attempt's files are in place: its task is FINISHED and its other
+        attempts are cancelled.
+        """
+        attempt = commit.attempt
         task = attempt.task
-        self._end_attempt(attempt, "succeeded", now)
+        suspects = {a.worker for a in task.attempts if a.state is AttemptState.FAILED}
+        self._end_attempt(attempt, AttemptState.SUCCEEDED, now)
         task.winner = attempt
-        task.state = FINISHED
-        self._unfinished[kind] -= 1
-        insort(self._durations[kind], attempt.duration(now))
-        task.counters = counters or {}
-        self.workers[worker_id].succeeded += 1
-        killed = task.running_attempts()
-        for other in killed:
-            self._end_attempt(other, "killed", now)
-        self._blame_failed_workers(task)
-        if task.kind == MAP and not self._unfinished[MAP]:
+        task.state = TaskState.FINISHED
+        self._unfinished[task.kind] -= 1
+        insort(self._durations[task.kind], attempt.duration(now))
+        task.counters = commit.counters
+        self.workers[attempt.worker].succeeded += 1
+        out = []
+        for other in task.running_attempts():
+            self._end_attempt(other, AttemptState.KILLED, now)
+            out.append(Cancel(other))
+        out += self._blame(task, suspects - {attempt.worker})
+        if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
             for reduce in self.reduces:
                 self._make_ready(reduce)
-        if not self._unfinished[REDUCE]:
-            self.state = JOB_FINISHED
-        return killed
+        if not self._unfinished[Kind.REDUCE]:
+            self.state = JobState.FINISHED
+            out.append(JobOver(ok=True))
+        return out
 
-    def fail(self, worker_id, kind, index, attempt_id, now, error, record=None):
+    def commit_failed(self, commit, now, error):
+        """
+        The attempt's files could not be committed (a full or read-only
+        disk): it failed, though its worker reported success, and the task
+        is retried.  Its worker is not blamed for it.
+        """
+        attempt = commit.attempt
+        attempt.error = error
+        self._end_attempt(attempt, AttemptState.FAILED, now)
+        return [Discard(attempt)] + self._count_failure(attempt, None, now)
+
+    def report_failed(self, worker_id, kind, index, attempt_id, now, error, record=None):
         """
         An attempt's code raised.  The task is retried, unless it has now
         failed C{max_attempts} times: then the job fails.
 
         @param record: the input record the map code failed on, if known; in
             skipping mode a record named by two failures is skipped next time.
+        @raise SchedulingError: the report is refused; nothing changed.
         """
         attempt = self.running_attempt(worker_id, kind, index, attempt_id)
         attempt.error = error
-        self._end_attempt(attempt, "failed", now)
+        self._end_attempt(attempt, AttemptState.FAILED, now)
         self.workers[worker_id].failed_attempts.append(attempt)
-        self._count_failure(attempt.task, error, record, now)
+        return [Discard(attempt)] + self._count_failure(attempt, record, now)
 
     def check_timeouts(self, now):
         """
         Abandon attempts that ran longer than C{task_timeout}; each counts as
         a failure of its task.
-
-        @return: the attempts abandoned now.
         """
         if self.task_timeout is None or self.over:
             return []
-        late = [a for a in self._running if now - a.started > self.task_timeout]
-        late.sort(key=lambda a: a.id)
+        late = sorted((a for a in self._running if now - a.started > self.task_timeout),
+                      key=lambda a: a.id)
+        out = []
         for attempt in late:
             attempt.error = f"timed out after {self.task_timeout:g} seconds"
-            self._end_attempt(attempt, "timed-out", now)
-            self._count_failure(attempt.task, attempt.error, None, now)
-        return late
+            self._end_attempt(attempt, AttemptState.TIMED_OUT, now)
+            out.append(Cancel(attempt))
+            out += self._count_failure(attempt, None, now)
+        return out
 
-    def _count_failure(self, task, error, record, now):
-        if task.state == FINISHED or self.over:
-            return
+    def _count_failure(self, attempt, record, now):
+        task = attempt.task
+        if task.state is TaskState.FINISHED or self.over:
+            return []
         if record is not None and self.skip_bad_records:
             key = repr(record)
             seen = task.record_failures.get(key, 0) + 1
@@ -512,14 +429,16 @@ class Scheduler:
                 # the next attempt.  That failure made progress, so it does
                 # not count towards max_attempts.
                 task.skip.append(record)
-                self.skipped_records.append((task.kind, task.index, record))
-                return
+                self.skipped_records.append(SkippedRecord(task.kind, task.index, record))
+                return []
         task.failures += 1
-        if task.failures >= self.max_attempts:
-            self.state = JOB_FAILED
-            self.failure = (task, error)
-            for attempt in list(self._running):
-                self._end_attempt(attempt, "killed", now)
+        if task.failures < self.max_attempts:
+            return []
+        self.state = JobState.FAILED
+        self.failure = JobFailure(task, attempt.error, attempt)
+        for other in list(self._running):
+            self._end_attempt(other, AttemptState.KILLED, now)
+        return [JobOver(ok=False)]
 
     def _end_attempt(self, attempt, state, now):
         attempt.state = state
@@ -529,22 +448,26 @@ class Scheduler:
         if worker is not None:
             worker.attempts.discard(attempt)
         task = attempt.task
-        if task.state == RUNNING and not task.running_attempts():
+        if task.state is TaskState.RUNNING and not task.running_attempts():
             self._make_ready(task, retry=True)
 
-    def _blame_failed_workers(self, task):
+    def _blame(self, task, suspects):
         """
         The task succeeded: each worker on which it failed earlier takes the
         blame; one that collects C{blacklist_after} of them is blacklisted,
         unless no other live worker would be left.
         """
-        blamed = {a.worker for a in task.attempts if a.state == "failed"}
-        for worker_id in blamed - {task.winner.worker}:
+        out = []
+        for worker_id in sorted(suspects):
             worker = self.workers[worker_id]
-            strikes = sum(1 for a in worker.failed_attempts if a.task.state == FINISHED
-                          and a.task.winner.worker != worker_id)
+            if worker.blacklisted:
+                continue
+            strikes = sum(1 for a in worker.failed_attempts
+                          if a.task.state is TaskState.FINISHED and a.task.winner.worker != worker_id)
             if strikes >= self.blacklist_after and any(self._others(worker)):
                 worker.blacklisted = True
+                out.append(Blacklisted(worker))
+        return out
 
     def summed_counters(self):
         """

@@ -1,9 +1,9 @@
 """
 C{GET /metrics}: the driver's state in Prometheus' text format.
 
-The numbers are read from the scheduler at each scrape by a custom
-collector, so nothing is counted twice and no global registry is touched;
-prometheus-client does the exposition format.
+The numbers are read from the job's L{JobView<txmr.driver.status.JobView>}
+at each scrape by a custom collector, so nothing is counted twice and no
+global registry is touched; prometheus-client does the exposition format.
 """
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -11,17 +11,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.web import resource
 
 
-
 class DriverCollector:
     """
     Collects one driver's metrics when scraped.
+
+    @param view: returns the job's current L{JobView<txmr.driver.status.JobView>}.
     """
 
-    def __init__(self, driver):
-        self.driver = driver
+    def __init__(self, view):
+        self.view = view
 
     def collect(self):
-        s = self.driver.scheduler
+        view = self.view()
+        s = view.scheduler
         tasks = GaugeMetricFamily("txmr_tasks", "Tasks by kind and state.",
                                   labels=["kind", "state"])
         for kind, states in s.counts().items():
@@ -33,7 +35,7 @@ class DriverCollector:
                                        labels=["kind", "outcome"])
         outcomes = {}
         for attempt in s.attempts.values():
-            key = (attempt.task.kind, attempt.state)
+            key = (str(attempt.task.kind), str(attempt.state))
             outcomes[key] = outcomes.get(key, 0) + 1
         for (kind, outcome), n in sorted(outcomes.items()):
             attempts.add_metric([kind, outcome], n)
@@ -52,12 +54,12 @@ class DriverCollector:
                                 "Round-trip time of each live worker's last heartbeat.",
                                 labels=["worker"])
         for worker in live:
-            if worker.id in self.driver.rtts:
-                rtt.add_metric([worker.id], self.driver.rtts[worker.id])
+            if worker.id in view.rtts:
+                rtt.add_metric([worker.id], view.rtts[worker.id])
         yield rtt
 
         job = GaugeMetricFamily("txmr_job_state", "1 running, 2 finished, 3 failed.")
-        job.add_metric([], s.state)
+        job.add_metric([], int(s.state))
         yield job
 
         counters = CounterMetricFamily("txmr_job_counter",
@@ -72,10 +74,10 @@ class DriverCollector:
 class MetricsPage(resource.Resource):
     isLeaf = True
 
-    def __init__(self, driver):
+    def __init__(self, view):
         super().__init__()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(DriverCollector(driver))
+        self.registry.register(DriverCollector(view))
 
     def render_GET(self, request):
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())

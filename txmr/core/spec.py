@@ -1,0 +1,126 @@
+"""
+What crosses from the driver to a worker: the description of one attempt
+(L{TaskSpec}), and the driver's answer to "what next?" (L{Run}, L{Wait},
+L{Done}).
+
+Both travel as small JSON documents; these classes are their only readers
+and writers, so no other code reads a spec with C{dict.get}.
+"""
+
+from dataclasses import dataclass, field
+
+from txmr.core.states import Kind
+
+# A reduce task's memory budget before it spills, in bytes.
+DEFAULT_MEMORY = 128 << 20
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """
+    One attempt of a task, as a worker runs it.
+
+    @ivar intermediate: the directory of map output (written by maps, read
+        by reduces, and where reduces spill).
+    @ivar input: the input root; a map task's split names are relative to it.
+    @ivar splits: a map task's C{[name, start, end]} byte ranges.
+    @ivar skip: input records a map attempt must skip (skipping mode).
+    @ivar output: where a reduce task writes C{out-R}.
+    @ivar memory: a reduce task's memory budget in bytes.
+    """
+
+    kind: Kind
+    index: int
+    attempt: int
+    job: str
+    intermediate: str
+    n_map: int
+    n_reduce: int
+    input: str | None = None
+    splits: list = field(default_factory=list)
+    skip: list = field(default_factory=list)
+    output: str | None = None
+    memory: int = DEFAULT_MEMORY
+
+    def to_json(self):
+        common = {"kind": str(self.kind), "index": self.index, "attempt": self.attempt,
+                  "job": self.job, "intermediate": self.intermediate,
+                  "n_map": self.n_map, "n_reduce": self.n_reduce}
+        if self.kind is Kind.MAP:
+            return dict(common, input=self.input, splits=self.splits, skip=self.skip)
+        return dict(common, output=self.output, memory=self.memory)
+
+    @classmethod
+    def from_json(cls, data):
+        """
+        @raise ValueError: the document is not a task spec.
+        """
+        try:
+            kind = Kind(data["kind"])
+            common = dict(kind=kind, index=int(data["index"]), attempt=int(data["attempt"]),
+                          job=str(data["job"]), intermediate=str(data["intermediate"]),
+                          n_map=int(data["n_map"]), n_reduce=int(data["n_reduce"]))
+            if kind is Kind.MAP:
+                return cls(input=str(data["input"]), splits=list(data["splits"]),
+                           skip=list(data.get("skip") or ()), **common)
+            return cls(output=str(data["output"]), memory=int(data["memory"]), **common)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a task spec: {e!r}") from e
+
+
+@dataclass(frozen=True)
+class Run:
+    """
+    Run this attempt.
+    """
+
+    spec: TaskSpec
+
+
+@dataclass(frozen=True)
+class Wait:
+    """
+    Nothing to run yet: ask again.
+    """
+
+
+@dataclass(frozen=True)
+class Done:
+    """
+    The job is over; C{ok} tells how.
+    """
+
+    ok: bool
+
+
+Answer = Run | Wait | Done
+
+
+def answer_to_json(answer):
+    """
+    An answer as the C{action} and C{task} of L{txmr.protocol.GetTask}.
+    """
+    if isinstance(answer, Run):
+        return {"action": "run", "task": answer.spec.to_json()}
+    if isinstance(answer, Done):
+        return {"action": "done", "task": {"ok": answer.ok}}
+    return {"action": "wait", "task": None}
+
+
+def answer_from_json(message):
+    """
+    The answer in a L{txmr.protocol.GetTask} response, or L{None} for a
+    report's empty answer.
+
+    @raise ValueError: an action this worker does not know.
+    """
+    action = message.get("action")
+    if action is None:
+        return None
+    if action == "run":
+        return Run(TaskSpec.from_json(message["task"]))
+    if action == "done":
+        return Done(bool((message.get("task") or {}).get("ok")))
+    if action == "wait":
+        return Wait()
+    raise ValueError(f"unknown action {action!r}")

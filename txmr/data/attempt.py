@@ -1,0 +1,49 @@
+"""
+What every attempt shares, map or reduce: its cancellation, the error
+that names an input record its map code raised on, and its counters.
+"""
+
+
+class TaskCancelled(Exception):
+    """
+    The driver cancelled the attempt (another one won, or it timed out).
+    """
+
+
+def is_record(record):
+    """
+    Whether C{record} names an input record: C{[file]} in file mode,
+    C{[file, block offset, line]} in lines mode.
+    """
+    return (isinstance(record, list) and len(record) in (1, 3)
+            and isinstance(record[0], str)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in record[1:]))
+
+
+class RecordError(Exception):
+    """
+    The job's map code raised on one input record.
+
+    @ivar record: C{[filename, block offset, line]} that names the record.
+    """
+
+    def __init__(self, record, error):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.record = record
+        self.error = error
+
+
+def add(counters, name, amount, group="txmr"):
+    """
+    Add C{amount} to counter C{name} of C{group} in C{counters}.
+    """
+    names = counters.setdefault(group, {})
+    names[name] = names.get(name, 0) + amount
+
+
+def check_cancelled(cancel):
+    """
+    @raise TaskCancelled: if the event C{cancel} (or L{None}) is set.
+    """
+    if cancel is not None and cancel.is_set():
+        raise TaskCancelled("attempt cancelled by the driver")

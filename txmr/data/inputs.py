@@ -1,0 +1,104 @@
+"""
+A job's input: its files, their cutting into splits, and their reading.
+
+The driver cuts the input into byte-range I{splits} on line boundaries
+(L{plan_splits}); a map task reads its splits in large blocks
+(L{read_blocks}), whole lines each, and decodes a block at once.
+"""
+
+import os
+
+
+def list_inputs(input_dir):
+    """
+    The input files under C{input_dir}, as sorted C{(relative path, size)};
+    names starting with C{.} or C{_} are skipped, as Hadoop does.
+    """
+    found = []
+    for root, dirs, files in os.walk(input_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for name in files:
+            if name.startswith((".", "_")):
+                continue
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                found.append((os.path.relpath(path, input_dir), os.path.getsize(path)))
+    return sorted(found)
+
+
+def plan_splits(files, n_map, mode="lines"):
+    """
+    Deal the input to C{n_map} map tasks, balanced by bytes.
+
+    In C{lines} mode files are cut into byte ranges C{[name, start, end]}
+    (a reader owns the lines that start in its range), so one large file
+    feeds every task and small files are packed together.  In C{file} mode
+    whole files are dealt, the largest first, each to the lightest task.
+    """
+    tasks = [[] for _ in range(n_map)]
+    if mode == "file":
+        loads = [0] * n_map
+        for name, size in sorted(files, key=lambda f: (-f[1], f[0])):
+            i = loads.index(min(loads))
+            tasks[i].append([name, 0, size])
+            loads[i] += size
+        for splits in tasks:
+            splits.sort()
+        return tasks
+    total = sum(size for _, size in files)
+    # Task i gets the bytes [i * total / n_map, (i + 1) * total / n_map).
+    bounds = [total * i // n_map for i in range(n_map + 1)]
+    offset = 0
+    for name, size in files:
+        start, end = offset, offset + size
+        for i in range(n_map):
+            lo, hi = max(start, bounds[i]), min(end, bounds[i + 1])
+            if lo < hi:
+                tasks[i].append([name, lo - offset, hi - offset])
+        offset = end
+    return tasks
+
+
+def read_blocks(path, start, end, block_bytes):
+    """
+    Yield C{(offset, data)}: whole lines, in blocks of about C{block_bytes}
+    (L{txmr.data.knobs.Knobs.block_bytes}), of the lines of C{path} that
+    start in C{[start, end)}.  The last line of a file may lack its newline.
+    """
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            position = start - 1 + len(f.readline())
+        else:
+            position = 0
+        rest = b""
+        while position < end:
+            data = f.read(block_bytes)
+            if not data:
+                if rest:
+                    yield position, rest
+                return
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            block, rest = data[:cut], data[cut:]
+            if position + len(block) >= end:
+                # Keep the lines that start before `end`: up to the newline
+                # that ends the line holding byte end - 1.
+                last = block.index(b"\n", end - position - 1) + 1
+                yield position, block[:last]
+                return
+            yield position, block
+            position += len(block)
+
+
+def decode(data):
+    """
+    A block's text: undecodable bytes kept as surrogates, CRLF as LF.
+    """
+    text = data.decode("utf-8", "surrogateescape")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text

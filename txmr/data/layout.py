@@ -1,0 +1,134 @@
+"""
+The names of a job's files, and their commit.
+
+Map task M writes C{mr-M-R} for each reduce task R in the intermediate
+directory; reduce task R writes C{out-R} in the output directory.  Every
+file is written under a temporary name owned by the attempt
+(L{attempt_name}).  The driver commits the winning attempt by renaming
+(L{Layout.commit}), so a losing attempt's output is never read and never
+seen.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+
+from txmr.core.states import Kind
+
+# Files of an earlier run of a job, removed when a new one starts.
+_STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?)$")
+
+
+def attempt_name(final, attempt):
+    """
+    Where an attempt writes a file before the driver commits it.
+    """
+    head, tail = os.path.split(final)
+    return os.path.join(head, f".{tail}.attempt-{attempt}.tmp")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """
+    Where one job's tasks write.
+
+    @ivar intermediate: the directory of map output (and reduce spills).
+    @ivar output: the directory of reduce output.
+    @ivar n_map: the number of map tasks.
+    @ivar n_reduce: the number of reduce tasks: partitions per map task.
+    """
+
+    intermediate: str
+    output: str | None
+    n_map: int
+    n_reduce: int
+
+    @classmethod
+    def of(cls, spec):
+        """
+        The layout of the job a L{txmr.core.spec.TaskSpec} belongs to.
+        """
+        return cls(spec.intermediate, spec.output, spec.n_map, spec.n_reduce)
+
+    def map_output(self, map_index, reduce_index):
+        """
+        The path of C{mr-M-R}: map task M's partition R.
+        """
+        return os.path.join(self.intermediate, f"mr-{map_index}-{reduce_index}")
+
+    def reduce_output(self, reduce_index):
+        """
+        The path of C{out-R}: reduce task R's output.
+        """
+        return os.path.join(self.output, f"out-{reduce_index}")
+
+    def files(self, kind, index, attempt):
+        """
+        The C{(temporary, final)} names of every file an attempt produces.
+        """
+        if kind == Kind.MAP:
+            finals = [self.map_output(index, r) for r in range(self.n_reduce)]
+        else:
+            finals = [self.reduce_output(index)]
+        return [(attempt_name(final, attempt), final) for final in finals]
+
+    def commit(self, kind, index, attempt, written_in_place=False):
+        """
+        Make an attempt's files visible under their final names, each whole.
+
+        @param written_in_place: the seed's HTTP workers wrote their files
+            under the final names; a missing temporary file is then no error.
+        """
+        for temporary, final in self.files(kind, index, attempt):
+            if not (written_in_place and not os.path.exists(temporary)):
+                os.replace(temporary, final)
+
+    def discard(self, kind, index, attempt):
+        """
+        Remove whatever files an attempt left under temporary names.
+        """
+        for temporary, _ in self.files(kind, index, attempt):
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+
+
+def remove_job_files(directory):
+    """
+    Remove what a job writes in C{directory}: its intermediate and output
+    files, and attempts' temporary files.
+    """
+    for name in os.listdir(directory):
+        if _STALE.match(name):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+def write_atomically(path, text):
+    """
+    Write C{text} to C{path} whole or not at all: to a temporary name, then
+    renamed.
+    """
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def fsync_directory(path):
+    """
+    Make the renames in directory C{path} durable, if the system can.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,211 @@
+"""
+A map attempt: its input records through the job's map, into partitioned
+output.
+
+Map output is partitioned by a stable hash of the key's bytes
+(L{txmr.data.keys.partition}), passed through the job's combiner in memory,
+and written per partition as chunks (L{txmr.data.chunks}) of at most
+C{chunk_records} pairs.  At most C{buffer_records} records are held before
+they are written.  The sizes are the attempt's L{txmr.data.knobs.Knobs}.
+"""
+
+import os
+import zlib
+
+from txmr.data.attempt import RecordError, add, check_cancelled
+from txmr.data.chunks import open_chunks, write_columns
+from txmr.data.inputs import decode, read_blocks
+from txmr.data.keys import hashable, partition
+from txmr.data.layout import Layout
+from txmr.job import Job, counting
+
+
+class MapOutput:
+    """
+    The partitioned output of one map attempt.
+
+    Pairs are buffered, passed through the combiner if the job has one, and
+    written as columnar chunks (L{write_columns}) to one temporary file per
+    partition, at most C{knobs.buffer_records} records being held at any
+    time.
+    """
+
+    def __init__(self, paths, instance, combiner, counters, knobs):
+        self.paths = paths
+        self.files = [None] * len(paths)
+        self.instance = instance
+        self.combiner = combiner
+        self.counters = counters
+        self.buffer_records = knobs.buffer_records
+        self.buffer_bytes = knobs.buffer_bytes
+        self.chunk_records = knobs.chunk_records
+        self.limit = min(knobs.buffer_records, knobs.first_flush)
+        self.groups = {}
+        # Each partition's pairs as two columns; flush() empties them in
+        # place, so their bound append methods stay valid.
+        self.keys = [[] for _ in paths]
+        self.values = [[] for _ in paths]
+        self.buffered = 0
+        self.records = 0
+
+    def _place(self, key, value):
+        i = partition(key, len(self.paths))
+        self.keys[i].append(key)
+        self.values[i].append(value)
+
+    def add(self, key, value):
+        if type(key) is list:
+            key = hashable(key)
+        if self.combiner:
+            values = self.groups.get(key)
+            if values is None:
+                self.groups[key] = [value]
+            else:
+                values.append(value)
+        else:
+            self._place(key, value)
+        self._count(1)
+
+    def extend(self, pairs):
+        """
+        Add every pair of an iterable; the common case (string keys, no
+        combiner) is partitioned inline, without a call per pair.
+        """
+        if pairs is None:
+            return
+        add = self.add
+        if self.combiner:
+            for key, value in pairs:
+                add(key, value)
+            return
+        add_key = [column.append for column in self.keys]
+        add_value = [column.append for column in self.values]
+        n = len(add_key)
+        crc32 = zlib.crc32
+        pending = 0
+        for key, value in pairs:
+            if type(key) is str:
+                i = crc32(key.encode("utf-8", "surrogatepass")) % n
+                add_key[i](key)
+                add_value[i](value)
+                pending += 1
+                if pending == 4096:
+                    self._count(pending)
+                    pending = 0
+            else:
+                add(key, value)
+        self._count(pending)
+
+    def _count(self, n):
+        self.records += n
+        self.buffered += n
+        if self.buffered >= self.limit:
+            self.flush()
+
+    def _combine(self):
+        init, combine, final = Job.hooks(self.instance, "combine")
+        produced = 0
+
+        def place(pairs):
+            nonlocal produced
+            for key, value in pairs or ():
+                if type(key) is list:
+                    key = hashable(key)
+                self._place(key, value)
+                produced += 1
+
+        place(init())
+        consumed = 0
+        for key, values in self.groups.items():
+            consumed += len(values)
+            place(combine(key, values))
+        place(final())
+        self.groups = {}
+        add(self.counters, "combine_input_records", consumed)
+        add(self.counters, "combine_output_records", produced)
+
+    def flush(self):
+        if self.combiner and self.groups:
+            self._combine()
+        records = size = 0
+        for i, keys in enumerate(self.keys):
+            if keys:
+                if self.files[i] is None:
+                    self.files[i] = open_chunks(self.paths[i])
+                records += len(keys)
+                size += write_columns(self.files[i], keys, self.values[i], self.chunk_records)
+                keys.clear()
+                self.values[i].clear()
+        if records:
+            self.limit = max(1, min(self.buffer_records, self.buffer_bytes * records // size))
+        self.buffered = 0
+
+    def close(self):
+        self.flush()
+        for i, f in enumerate(self.files):
+            if f is None:
+                f = open_chunks(self.paths[i])
+            f.close()
+        add(self.counters, "map_output_records", self.records)
+
+
+def run_map(job, spec, knobs, cancel=None):
+    """
+    Run one map attempt described by C{spec}, a L{txmr.core.spec.TaskSpec};
+    return its counters.
+    """
+    counters = {}
+    instance = job.instance()
+    init, function, final = Job.hooks(instance, "map")
+    files = Layout.of(spec).files(spec.kind, spec.index, spec.attempt)
+    paths = [temporary for temporary, _ in files]
+    out = MapOutput(paths, instance, job.has_combiner, counters, knobs)
+    skip = {tuple(r) for r in spec.skip}
+    records = size = skipped = 0
+    with counting(counters):
+        out.extend(init())
+        for name, start, end in spec.splits:
+            path = os.path.join(spec.input, name)
+            if job.input_mode == "file":
+                check_cancelled(cancel)
+                if (name,) in skip:
+                    skipped += 1
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+                records += 1
+                size += len(data)
+                try:
+                    pairs = function(name, decode(data))
+                    out.extend(pairs)
+                except Exception as e:
+                    raise RecordError([name], e) from e
+                continue
+            for offset, data in read_blocks(path, start, end, knobs.block_bytes):
+                check_cancelled(cancel)
+                size += len(data)
+                lines = decode(data).split("\n")
+                if lines[-1] == "":
+                    lines.pop()
+                records += len(lines)
+                if skip:
+                    keep = [(i, line) for i, line in enumerate(lines)
+                            if (name, offset, i) not in skip]
+                    skipped += len(lines) - len(keep)
+                else:
+                    keep = enumerate(lines)
+                i = -1
+                try:
+                    for i, line in keep:
+                        pairs = function(name, line)
+                        if pairs is not None:
+                            out.extend(pairs)
+                except Exception as e:
+                    raise RecordError([name, offset, i], e) from e
+        out.extend(final())
+        out.close()
+    add(counters, "map_input_records", records)
+    add(counters, "map_input_bytes", size)
+    if skipped:
+        add(counters, "skipped_records", skipped)
+    return counters

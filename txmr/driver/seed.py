@@ -1,0 +1,161 @@
+"""
+The seed system's HTTP task API, so its workers and curl sessions keep
+working: C{PUT /task}, C{GET|POST /task/{type}/{id}/status}.
+
+A front door like L{txmr.driver.connection}, thin on purpose: an HTTP
+worker is a worker session of the coordinator, named by its C{worker-pid}
+header; every request renews its lease, and one whose lease ran out starts
+anew.
+"""
+
+import json
+import os
+
+from twisted.logger import Logger
+from twisted.web import resource
+
+from txmr.core.errors import SchedulingError, UnknownTask
+from txmr.core.states import JobState, Kind, TaskState
+
+log = Logger()
+
+# The seed's names of task kinds, in its URLs and JSON.
+SEED_KINDS = {"mapper": Kind.MAP, "reducer": Kind.REDUCE}
+SEED_NAMES = {kind: name for name, kind in SEED_KINDS.items()}
+
+
+class SeedWorkers:
+    """
+    The sessions of the seed's HTTP workers, by C{worker-pid}.
+    """
+
+    def __init__(self, coordinator, lease):
+        self.coordinator = coordinator
+        self.lease = lease
+        self._sessions = {}
+
+    def worker(self, pid):
+        """
+        The live session of this C{worker-pid}, renewed; a new one if its
+        lease ran out (or it never had one).
+        """
+        coordinator = self.coordinator
+        worker = self._sessions.get(pid)
+        if worker is not None and not coordinator.scheduler.workers[worker].lost:
+            coordinator.seen(worker)
+            return worker
+        worker = coordinator.join({"host": "http", "pid": pid, "via": "http"},
+                                  slots=None, timeout=self.lease, prefix="h")
+        self._sessions[pid] = worker
+        log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=pid)
+        return worker
+
+    def assign(self, pid):
+        """
+        A task for an HTTP worker: the running attempt, or L{None}.  Once the
+        job is over the worker is told so by the caller, and the driver
+        counts it as told.
+        """
+        worker = self.worker(pid)
+        if self.coordinator.scheduler.over:
+            self.coordinator.ending.told_http(worker)
+            return None
+        attempt = self.coordinator.assign(worker)
+        if attempt is not None and len(attempt.task.attempts) == 1:
+            log.info("{attempt} to HTTP worker {worker}", attempt=attempt, worker=worker)
+        return attempt
+
+    def finished(self, pid, task):
+        """
+        @raise SchedulingError: the task is not RUNNING for this worker.
+        """
+        worker = self.worker(pid)
+        try:
+            self.coordinator.finished_in_place(worker, task.kind, task.index)
+        except SchedulingError as e:
+            raise SchedulingError(f"{e} (worker-pid {pid})") from e
+
+
+def _json(request, value, code=200):
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(value).encode() + b"\n"
+
+
+def _text(request, text, code):
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return text.encode() + b"\n"
+
+
+class SeedTaskAPI(resource.Resource):
+    """
+    The seed's API under C{/task}.  Every request must carry a
+    C{worker-pid} header.
+    """
+
+    isLeaf = True
+
+    def __init__(self, coordinator, workers):
+        super().__init__()
+        self.coordinator = coordinator
+        self.workers = workers
+
+    def render(self, request):
+        pid = request.getHeader(b"worker-pid")
+        pid = pid.decode("utf-8", "replace").strip() if pid else ""
+        if not pid:
+            return _text(request, "a worker-pid header is required", 400)
+        path = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        method = request.method
+        if not path and method == b"PUT":
+            return self.put_task(request, pid)
+        if len(path) == 3 and path[2] == "status" and method in (b"GET", b"POST"):
+            try:
+                task = self.coordinator.scheduler.task(SEED_KINDS.get(path[0]), int(path[1]))
+            except (ValueError, UnknownTask):
+                return _text(request, f"no task {path[0]}/{path[1]}", 404)
+            if method == b"GET":
+                self.workers.worker(pid)
+                return _json(request, {"status": task.state})
+            return self.post_status(request, pid, task)
+        return _text(request, "not found", 404)
+
+    def _job(self, status):
+        return {"job_uuid": self.coordinator.job_uuid, "job_status": status}
+
+    def put_task(self, request, pid):
+        attempt = self.workers.assign(pid)
+        scheduler = self.coordinator.scheduler
+        if attempt is None:
+            return _json(request, self._job(scheduler.state))
+        task = attempt.task
+        config = self.coordinator.config
+        answer = dict(self._job(JobState.RUNNING), id=task.index, status=task.state,
+                      type=SEED_NAMES[task.kind], attempt=attempt.id)
+        if task.kind is Kind.MAP:
+            # The seed's workers read whole files: list each file in the one
+            # task that holds its first byte.  `splits` is the exact work.
+            names = [name for name, start, _ in task.inputs if start == 0]
+            answer.update(i_path=[os.path.join(config.input, n) for n in names],
+                          splits=task.inputs, o_path=config.intermediate,
+                          n_buckets=len(scheduler.reduces))
+        else:
+            answer.update(i_path=config.intermediate, o_path=config.output,
+                          n_mappers=len(scheduler.maps))
+        return _json(request, answer)
+
+    def post_status(self, request, pid, task):
+        try:
+            body = json.loads(request.content.read() or b"null")
+            status = body["status"]
+        except (ValueError, TypeError, KeyError):
+            return _text(request, 'the body must be JSON like {"status": 4}', 400)
+        if status != TaskState.FINISHED:
+            return _text(request, f"only status {TaskState.FINISHED:d} (FINISHED) may be posted",
+                         400)
+        try:
+            self.workers.finished(pid, task)
+        except SchedulingError as e:
+            return _text(request, str(e), 400)
+        return _text(request, "Ok", 200)

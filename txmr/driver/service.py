@@ -1,0 +1,146 @@
+"""
+The driver daemon as a C{MultiService}: its listeners and its heartbeat
+timer are child services around one L{Coordinator}.
+
+The main listener serves AMP and HTTP on one port (L{SniffingFactory});
+C{--http} adds an HTTP-only one.  The reactor (clock and endpoints) is
+passed in, so tests run the whole driver on a C{task.Clock}.
+"""
+
+from twisted.application import service
+from twisted.application.internet import TimerService
+from twisted.internet import defer, endpoints
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from txmr.data.layout import write_atomically
+from txmr.driver.connection import DriverProtocol
+from txmr.driver.coordinator import Coordinator
+from txmr.driver.heartbeat import Heartbeat
+from txmr.driver.web import SniffingFactory, site
+from txmr.plan import plan_job
+
+log = Logger()
+
+class Listener(service.Service):
+    """
+    Listens on an endpoint while running.
+
+    @ivar listening: fires with the port once it listens, or fails.
+    """
+
+    def __init__(self, reactor, description, factory):
+        self.reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.port = None
+        self.listening = None
+
+    def startService(self):
+        super().startService()
+        endpoint = endpoints.serverFromString(self.reactor, self.description)
+        self.listening = endpoint.listen(self.factory)
+        self.listening.addCallback(self._listening)
+        return self.listening
+
+    def _listening(self, port):
+        self.port = port
+        return port
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            return defer.maybeDeferred(self.port.stopListening)
+
+class DriverService(service.MultiService):
+    """
+    Runs one job for the workers that connect to it.
+
+    @ivar done: fires with the exit code once the job is over and every
+        connected worker was told.
+    @ivar address: a client endpoint string of the main listener, once it
+        listens.
+    """
+
+    def __init__(self, config, plan, reactor=None, on_exit=None):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self.reactor = reactor
+        self.coordinator = Coordinator(config, plan, reactor, on_exit)
+        self.done = self.coordinator.ending.done
+        self.address = None
+        web = site(self.coordinator)
+        amp = Factory.forProtocol(lambda: DriverProtocol(self.coordinator))
+        self.listener = Listener(reactor, config.listen, SniffingFactory(amp, web))
+        self.listener.setServiceParent(self)
+        self.http_listener = None
+        if config.http:
+            self.http_listener = Listener(reactor, config.http, web)
+            self.http_listener.setServiceParent(self)
+        self.heartbeat = TimerService(config.heartbeat, Heartbeat(self.coordinator))
+        self.heartbeat.clock = reactor
+        self.heartbeat.setServiceParent(self)
+
+    @property
+    def port(self):
+        return self.listener.port
+
+    def startService(self):
+        """
+        @return: a Deferred that fires once every listener listens.
+        """
+        plan = self.coordinator.plan
+        log.info("txmr driver: job {job}, {maps} map and {reduces} reduce tasks",
+                 job=plan.job.name, maps=len(plan.scheduler.maps),
+                 reduces=len(plan.scheduler.reduces))
+        super().startService()
+        waits = [self.listener.listening.addCallbacks(
+            self._listening, self._cannot_listen, errbackArgs=(self.config.listen,))]
+        if self.http_listener is not None:
+            waits.append(self.http_listener.listening.addCallbacks(
+                self._listening_http, self._cannot_listen, errbackArgs=(self.config.http,)))
+        return defer.gatherResults(waits)
+
+    def _listening(self, port):
+        self.address = address_of(port.getHost())
+        log.info("txmr driver listening on {address}", address=self.address)
+        if self.config.port_file:
+            write_atomically(self.config.port_file, self.address + "\n")
+
+    def _listening_http(self, port):
+        log.info("txmr driver serving HTTP on {address}", address=address_of(port.getHost()))
+
+    def _cannot_listen(self, failure, where):
+        log.critical("txmr driver cannot listen on {where}: {error}",
+                     where=where, error=failure.getErrorMessage())
+        self.coordinator.ending.exit(1, f"cannot listen on {where}: {failure.getErrorMessage()}")
+
+    def stopService(self):
+        self.coordinator.stop()
+        return super().stopService()
+
+def address_of(host):
+    """
+    A client endpoint string that reaches a listening port's address.
+    """
+    if hasattr(host, "port"):
+        interface = host.host
+        if interface in ("0.0.0.0", ""):
+            interface = "127.0.0.1"
+        elif interface == "::":
+            interface = "::1"
+        return f"tcp:host={interface.replace(':', chr(92) + ':')}:port={host.port}"
+    name = host.name.decode() if isinstance(host.name, bytes) else host.name
+    return f"unix:path={name}"
+
+def makeService(config, reactor=None, on_exit=None):
+    """
+    The driver service for C{config}.
+
+    @raise txmr.plan.ConfigError: before anything runs, if the job cannot
+        start.
+    """
+    config.check()
+    return DriverService(config, plan_job(config), reactor, on_exit)

@@ -1,0 +1,109 @@
+"""
+A job's plan: its configuration checked, its code loaded, its directories
+made and cleared, and its input dealt to map tasks.
+
+Both runners start here: the driver daemon (L{txmr.driver}) and the inline
+runner (L{txmr.inline}).  What a plan holds is all that the core and the
+data path need; nothing here knows of the network.
+"""
+
+import os
+from dataclasses import dataclass
+
+from txmr.core.scheduler import Scheduler
+from txmr.core.spec import DEFAULT_MEMORY, TaskSpec
+from txmr.core.states import Kind
+from txmr.data.inputs import list_inputs, plan_splits
+from txmr.data.layout import Layout, remove_job_files
+from txmr.job import DEFAULT_JOB, JobError, load_job
+
+
+class ConfigError(Exception):
+    """
+    The job cannot start: the message is the one line the user sees.
+    """
+
+
+@dataclass
+class JobConfig:
+    """
+    What a job is, whichever runner runs it.
+    """
+
+    input: str
+    intermediate: str
+    output: str
+    mappers: int = 1
+    reducers: int = 1
+    job: str = DEFAULT_JOB
+    max_attempts: int = 4
+    task_timeout: float | None = None
+    speculation: bool = True
+    speculate_after: float = 10.0
+    skip_bad_records: bool = False
+    memory: int = DEFAULT_MEMORY
+
+
+@dataclass
+class Plan:
+    """
+    A job ready to run: its code, its scheduler, where its files go.
+    """
+
+    config: JobConfig
+    job: object
+    scheduler: Scheduler
+    layout: Layout
+
+    def spec(self, attempt):
+        """
+        What a worker needs to run an attempt.
+        """
+        task, config = attempt.task, self.config
+        common = dict(kind=task.kind, index=task.index, attempt=attempt.id, job=self.job.name,
+                      intermediate=config.intermediate, n_map=len(self.scheduler.maps),
+                      n_reduce=len(self.scheduler.reduces))
+        if task.kind is Kind.MAP:
+            return TaskSpec(input=config.input, splits=task.inputs, skip=list(task.skip),
+                            **common)
+        return TaskSpec(output=config.output, memory=config.memory, **common)
+
+
+def plan_job(config):
+    """
+    Check the configuration, load the job, create the directories, clear
+    files of an earlier run, and deal the input to the map tasks.
+
+    @raise ConfigError: with the one line to show the user.
+    """
+    if config.mappers < 1 or config.reducers < 1:
+        raise ConfigError("--mappers and --reducers must be at least 1")
+    if config.max_attempts < 1:
+        raise ConfigError("--max-attempts must be at least 1")
+    if not config.input:
+        raise ConfigError("--input DIR is required")
+    if not os.path.isdir(config.input):
+        raise ConfigError(f"input directory {config.input!r} does not exist")
+    try:
+        job = load_job(config.job)
+    except JobError as e:
+        raise ConfigError(str(e)) from e
+    for name in ("intermediate", "output"):
+        path = getattr(config, name)
+        if not path:
+            raise ConfigError(f"--{name} is required")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create {name} directory {path!r}: {e.strerror}") from e
+    config.input, config.intermediate, config.output = (
+        os.path.abspath(p) for p in (config.input, config.intermediate, config.output))
+    for directory in {config.intermediate, config.output}:
+        remove_job_files(directory)
+    splits = plan_splits(list_inputs(config.input), config.mappers, job.input_mode)
+    scheduler = Scheduler(
+        splits, config.reducers, max_attempts=config.max_attempts,
+        task_timeout=config.task_timeout, speculation=config.speculation,
+        speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records)
+    layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
+    return Plan(config, job, scheduler, layout)
