@@ -6,7 +6,6 @@ C{iosim}, time moved by hand.  No port is opened and nothing sleeps.
 
 import os
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
 from txmr import protocol
@@ -145,6 +144,30 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
                           a.worker, "map", spec.index, spec.attempt, {})
         self.assertFalse(any(name.startswith(("mr-", ".mr-"))
                              for name in os.listdir(self.config.intermediate)))
+
+    def test_commit_that_fails_is_a_failed_attempt(self):
+        """
+        A report whose files cannot be committed (here: they vanished) is
+        accepted as a report, but the attempt fails and the task is
+        retried; the worker is not blamed for it, and the connection stays.
+        """
+        client = self.connect()
+        spec = spec_of(self.successResultOf(self.call(client, protocol.GetTask)))
+        from txmr.data.run import run_task
+        run_task(self.job, spec)
+        for temporary, _ in self.coordinator.layout.files(spec.kind, spec.index, spec.attempt):
+            os.unlink(temporary)
+        self.successResultOf(self.call(
+            client, protocol.TaskDone, kind="map", index=spec.index, attempt=spec.attempt,
+            counters={}))
+        attempt = self.scheduler.attempts[spec.attempt]
+        self.assertEqual(attempt.state, AttemptState.FAILED)
+        self.assertIn("cannot commit the attempt's files", attempt.error)
+        self.assertEqual(self.scheduler.workers[client.worker].failed_attempts, [])
+        self.assertEqual(attempt.task.state, TaskState.READY)
+        self.assertFalse(client.transport.disconnecting)
+        retry = spec_of(self.successResultOf(self.call(client, protocol.GetTask)))
+        self.assertEqual(retry.index, 1 - spec.index, "the retry goes elsewhere first")
 
     def test_malformed_counters_are_dropped(self):
         client = self.connect()

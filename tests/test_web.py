@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 
-from twisted.internet import defer, reactor, task, utils
+from twisted.internet import defer, reactor, utils
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 from twisted.trial import unittest
@@ -217,6 +217,37 @@ class LeaseTests(MemoryDriverMixin, unittest.TestCase):
         self.assertNotEqual(again.id, attempt.id)
         self.assertNotEqual(again.worker, attempt.worker)
 
+    def test_job_end_waits_for_http_workers_at_most_a_lease(self):
+        """
+        The seed's driver told HTTP workers the job was over when they next
+        asked: the driver waits for a live one, but not beyond its lease.
+        """
+        seed = SeedWorkers(self.coordinator, lease=60)
+        seed.worker("idle")
+        client = self.connect()
+        answer = self.successResultOf(self.call(client, protocol.GetTask))
+        while answer["action"] == "run":
+            answer = self.successResultOf(
+                self.run_and_report(client, TaskSpec.from_json(answer["task"]), ask=True))
+        self.assertEqual(client.over, [(True, "job finished")])
+        self.advance(59)
+        self.assertNoResult(self.driver.done)
+        self.advance(1)
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+
+    def test_job_end_waits_for_http_workers_until_they_ask(self):
+        seed = SeedWorkers(self.coordinator, lease=60)
+        seed.worker("idle")
+        client = self.connect()
+        answer = self.successResultOf(self.call(client, protocol.GetTask))
+        while answer["action"] == "run":
+            answer = self.successResultOf(
+                self.run_and_report(client, TaskSpec.from_json(answer["task"]), ask=True))
+        self.advance(10)
+        self.assertNoResult(self.driver.done)
+        self.assertIsNone(seed.assign("idle"))
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+
 
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
@@ -254,7 +285,7 @@ class StatusPageTests(HTTPFixture, unittest.TestCase):
             self.url("/").decode()], env=dict(os.environ))
         dom = out.decode("utf-8", "replace")
         self.assertEqual(code, 0, err)
-        self.assertIn(f"txmr job <span id=\"job\" class=\"muted\">txmr.examples.wordcount", dom)
+        self.assertIn("txmr job <span id=\"job\" class=\"muted\">txmr.examples.wordcount", dom)
         self.assertIn('class="state running"', dom)
         self.assertIn("1 / 3 done, 1 running", dom)
         self.assertIn(f"<td>{client.worker}</td>", dom)

@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 
+from txmr.core.counters import lines
 from txmr.job import DEFAULT_JOB
 
 BIN = os.path.dirname(sys.executable)
@@ -82,9 +83,8 @@ def print_summary(summary, elapsed, stream=sys.stdout):
     counters = summary.get("counters") or {}
     if counters:
         print("counters:", file=stream)
-        for group, names in sorted(counters.items()):
-            for name, value in sorted(names.items()):
-                print(f"  {group}.{name} = {value}", file=stream)
+        for line in lines(counters):
+            print("  " + line, file=stream)
     for record in summary.get("skipped_records") or ():
         print(f"skipped bad record: {record}", file=stream)
     print(f"{summary.get('state', 'unknown')} in {elapsed:.2f}s", file=stream)

@@ -26,6 +26,8 @@ import os
 import sys
 import threading
 
+from txmr.core.counters import add
+
 DEFAULT_JOB = "txmr.examples.wordcount"
 INPUT_MODES = ("lines", "file")
 
@@ -47,8 +49,7 @@ def counter(group, name, amount=1):
     """
     counters = getattr(_local, "counters", None)
     if counters is not None:
-        names = counters.setdefault(str(group), {})
-        names[str(name)] = names.get(str(name), 0) + amount
+        add(counters, str(name), amount, str(group))
 
 
 class counting:

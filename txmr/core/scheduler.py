@@ -21,22 +21,12 @@ doors, the inline runner and the tests all drive the same L{Scheduler}:
     elsewhere is blacklisted for the job (Hadoop's rule).
 """
 
-from bisect import insort
-from collections import deque
-
+from txmr.core import counters
 from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.model import Attempt, JobFailure, SkippedRecord, Task, Worker
+from txmr.core.placement import QUICK_TASK, Placement  # noqa: F401 (QUICK_TASK: the workers')
 from txmr.core.states import AttemptState, JobState, Kind, TaskState
-
-# A backup attempt is considered only for attempts running longer than
-# SPECULATION_FACTOR times the median duration of the phase's finished tasks.
-SPECULATION_FACTOR = 2.0
-# Tasks shorter than this (seconds) are quick: a worker running quick tasks
-# may hold one more, to run next, and runs what it holds as a batch.
-QUICK_TASK = 0.05
-
-_FAULTS = (AttemptState.FAILED, AttemptState.TIMED_OUT)
 
 
 class Scheduler:
@@ -65,19 +55,13 @@ class Scheduler:
         self.reduces = [Task(Kind.REDUCE, i, state=TaskState.BLOCKED) for i in range(n_reduce)]
         self.max_attempts = max_attempts
         self.task_timeout = task_timeout
-        self.speculation = speculation
-        self.speculate_after = speculate_after
         self.blacklist_after = blacklist_after
         self.skip_bad_records = skip_bad_records
         self.workers = {}
         self.attempts = {}
-        # What makes every step cheap with many tasks: READY tasks in hand-out
-        # order (a task may appear twice; only its state counts), running
-        # attempts, unfinished tasks, and each phase's sorted durations.
-        self._ready = deque(self.maps)
+        self.placement = Placement(self.maps, speculation, speculate_after)
         self._running = set()
         self._unfinished = {Kind.MAP: len(self.maps), Kind.REDUCE: len(self.reduces)}
-        self._durations = {Kind.MAP: [], Kind.REDUCE: []}
         self._next_attempt = 1
         self.state = JobState.RUNNING
         self.failure: JobFailure | None = None
@@ -195,59 +179,12 @@ class Scheduler:
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
-        if worker.attempts and not self._may_look_ahead(worker):
+        choice = self.placement.choose(worker, lambda: self._others(worker), self._phase(),
+                                       self._running, now)
+        if choice is None:
             return None
-        task = self._next_ready(worker)
-        if task is not None:
-            return self._start(task, worker, now, speculative=False)
-        task = self._straggler(worker, now)
-        if task is not None:
-            return self._start(task, worker, now, speculative=True)
-        return None
-
-    def _may_look_ahead(self, worker):
-        """
-        Whether a worker that holds a task may take another, to run after
-        it.  Only if the phase's tasks have been quick so far (its first
-        tasks, whose durations are unknown, are never held back behind
-        another), and only if that leaves a ready task for every worker
-        that has none: near the end of a phase, or when a worker joins
-        late, the last tasks go to idle workers.
-        """
-        done = self._durations[self._phase()]
-        if not done or _median(done) >= QUICK_TASK:
-            return False
-        idle = sum(1 for w in self._others(worker) if not w.attempts)
-        ready = 0
-        for task in self._ready:
-            if task.state is TaskState.READY:
-                ready += 1
-                if ready > idle:
-                    return True
-        return False
-
-    def _next_ready(self, worker):
-        """
-        The first READY task in line that has not failed on this worker; one
-        that has, only if no other worker could take it (Hadoop's rule: a
-        retry goes elsewhere, so one bad worker cannot use up its attempts).
-        """
-        ready = self._ready
-        while ready and ready[0].state is not TaskState.READY:
-            ready.popleft()
-        fallback = None
-        for task in ready:
-            if task.state is not TaskState.READY:
-                continue
-            if not self._failed_on(task, worker):
-                ready.remove(task)
-                return task
-            if fallback is None:
-                fallback = task
-        if fallback is not None and not any(self._others(worker)):
-            ready.remove(fallback)
-            return fallback
-        return None
+        task, speculative = choice
+        return self._start(task, worker, now, speculative)
 
     def _others(self, worker):
         """
@@ -255,11 +192,6 @@ class Scheduler:
         """
         return (w for w in self.workers.values()
                 if w is not worker and not w.lost and not w.blacklisted)
-
-    @staticmethod
-    def _failed_on(task, worker):
-        return task.failures and any(
-            a.worker == worker.id and a.state in _FAULTS for a in task.attempts)
 
     def _start(self, task, worker, now, speculative):
         attempt = Attempt(self._next_attempt, task, worker.id, now, speculative)
@@ -271,42 +203,8 @@ class Scheduler:
         self._running.add(attempt)
         return attempt
 
-    def _make_ready(self, task, retry=False):
-        """
-        A task given back (its attempt failed or was lost) goes first: a
-        task that keeps failing then fails the job early, not last.
-        """
-        task.state = TaskState.READY
-        if retry:
-            self._ready.appendleft(task)
-        else:
-            self._ready.append(task)
-
     def _phase(self):
         return Kind.MAP if self._unfinished[Kind.MAP] else Kind.REDUCE
-
-    def _straggler(self, worker, now):
-        """
-        The task that most deserves a backup attempt on this worker, if any:
-        the phase has nothing left to hand out, and the task's only attempt
-        has run more than twice the median of the phase's finished tasks,
-        and at least C{speculate_after} seconds.
-        """
-        phase = self._phase()
-        done = self._durations[phase]
-        if not self.speculation or not done:
-            return None
-        # Nothing of the phase is READY here (assign hands those out first).
-        threshold = max(SPECULATION_FACTOR * _median(done), self.speculate_after)
-        candidates = []
-        for only in self._running:
-            task = only.task
-            if task.kind == phase and len(task.running_attempts()) == 1:
-                if only.worker != worker.id and only.duration(now) > threshold:
-                    candidates.append((only.duration(now), only.id, task))
-        if not candidates:
-            return None
-        return max(candidates)[2]
 
     # -- reports ------------------------------------------------------------
 
@@ -357,7 +255,7 @@ class Scheduler:
         task.winner = attempt
         task.state = TaskState.FINISHED
         self._unfinished[task.kind] -= 1
-        insort(self._durations[task.kind], attempt.duration(now))
+        self.placement.finished(task.kind, attempt.duration(now))
         task.counters = commit.counters
         self.workers[attempt.worker].succeeded += 1
         out = []
@@ -367,7 +265,7 @@ class Scheduler:
         out += self._blame(task, suspects - {attempt.worker})
         if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
             for reduce in self.reduces:
-                self._make_ready(reduce)
+                self.placement.ready(reduce)
         if not self._unfinished[Kind.REDUCE]:
             self.state = JobState.FINISHED
             out.append(JobOver(ok=True))
@@ -449,7 +347,7 @@ class Scheduler:
             worker.attempts.discard(attempt)
         task = attempt.task
         if task.state is TaskState.RUNNING and not task.running_attempts():
-            self._make_ready(task, retry=True)
+            self.placement.ready(task, retry=True)
 
     def _blame(self, task, suspects):
         """
@@ -463,7 +361,7 @@ class Scheduler:
             if worker.blacklisted:
                 continue
             strikes = sum(1 for a in worker.failed_attempts
-                          if a.task.state is TaskState.FINISHED and a.task.winner.worker != worker_id)
+                          if a.task.winner is not None and a.task.winner.worker != worker_id)
             if strikes >= self.blacklist_after and any(self._others(worker)):
                 worker.blacklisted = True
                 out.append(Blacklisted(worker))
@@ -473,15 +371,5 @@ class Scheduler:
         """
         Counters summed over the winning attempt of every finished task.
         """
-        total = {}
-        for task in self.tasks():
-            for group, names in task.counters.items():
-                mine = total.setdefault(group, {})
-                for name, value in names.items():
-                    mine[name] = mine.get(name, 0) + value
-        return total
+        return counters.summed(task.counters for task in self.tasks())
 
-
-def _median(ordered):
-    half = len(ordered) // 2
-    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2

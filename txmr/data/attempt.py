@@ -3,6 +3,8 @@ What every attempt shares, map or reduce: its cancellation, the error
 that names an input record its map code raised on, and its counters.
 """
 
+from txmr.core.counters import add  # noqa: F401 (the data path's counter helper)
+
 
 class TaskCancelled(Exception):
     """
@@ -31,14 +33,6 @@ class RecordError(Exception):
         super().__init__(f"{type(error).__name__}: {error}")
         self.record = record
         self.error = error
-
-
-def add(counters, name, amount, group="txmr"):
-    """
-    Add C{amount} to counter C{name} of C{group} in C{counters}.
-    """
-    names = counters.setdefault(group, {})
-    names[name] = names.get(name, 0) + amount
 
 
 def check_cancelled(cancel):

@@ -15,10 +15,10 @@ import uuid
 
 from twisted.logger import Logger
 
+from txmr.core.counters import lines, valid
 from txmr.core.errors import SchedulingError
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack
 from txmr.core.spec import Done, Run, Wait
-from txmr.core.states import TaskState
 from txmr.data.attempt import is_record
 from txmr.data.layout import fsync_directory, remove_job_files, write_atomically
 from txmr.driver.ending import Ending
@@ -180,7 +180,7 @@ class Coordinator:
         """
         try:
             commit = self.scheduler.report_done(worker, kind, index, attempt_id,
-                                                valid_counters(counters))
+                                                valid(counters))
         except SchedulingError as e:
             self._refused(worker, kind, index, attempt_id, e)
             raise
@@ -318,11 +318,10 @@ class Coordinator:
         self.ending.begin(ok, message, list(self.peers.values()), http_workers)
 
     def _report(self):
-        lines = [f"  {group}.{name} = {value}"
-                 for group, names in sorted(self.scheduler.summed_counters().items())
-                 for name, value in sorted(names.items())]
+        summed = self.scheduler.summed_counters()
         log.info("job finished in {secs:.2f}s; counters:\n{counters}",
-                 secs=self.ended - self.started, counters="\n".join(lines))
+                 secs=self.ended - self.started,
+                 counters="\n".join("  " + line for line in lines(summed)))
         for kind, index, record in self.scheduler.skipped_records:
             log.warn("skipped bad record {record} of {kind} task {index}",
                      record=record, kind=kind, index=index)
@@ -346,16 +345,3 @@ def tail(text, limit):
         return text
     return f"[{len(text) - limit} characters cut]\n" + text[-limit:]
 
-
-def valid_counters(counters):
-    """
-    The part of a worker's counters that has their shape, C{{group: {name:
-    number}}}: a malformed report must not break the sums.
-    """
-    if not isinstance(counters, dict):
-        return {}
-    return {
-        str(group): {str(name): value for name, value in names.items()
-                     if isinstance(value, (int, float)) and not isinstance(value, bool)}
-        for group, names in counters.items() if isinstance(names, dict)
-    }

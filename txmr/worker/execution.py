@@ -1,0 +1,182 @@
+"""
+Running attempts: the jobs a worker has loaded, the batch of attempts it
+runs now in a thread, and their typed outcomes (L{Succeeded}, L{Failed},
+L{Cancelled}).
+
+Task code runs outside the reactor thread, so the reactor keeps answering
+the driver however long a task computes.  A batch of attempts runs one
+after the other in I{one} call of the thread runner (one hand-off for
+several tiny tasks), and each attempt has its own event, so the driver can
+cancel any one of them alone.  This module knows nothing of the network:
+what to run, and what to do with an outcome, is the session's affair.
+"""
+
+import threading
+import traceback
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from txmr.data.attempt import RecordError, TaskCancelled
+from txmr.job import load_job as _load_job
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """
+    The attempt ran to its end; its files are written under attempt names.
+    """
+
+    counters: dict
+
+
+@dataclass(frozen=True)
+class Failed:
+    """
+    The job's code raised (or the job could not be loaded).
+
+    @ivar record: the input record the map code raised on, or L{None}.
+    """
+
+    message: str
+    traceback: str
+    record: list | None = None
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """
+    The driver cancelled the attempt, before or while it ran.
+    """
+
+
+Outcome = Succeeded | Failed | Cancelled
+
+
+def _run_task(job, spec, cancel):
+    # Imported when first needed: the data path's modules are the heavy
+    # part of a worker, and the tests give their own task runner.
+    from txmr.data.run import run_task
+
+    return run_task(job, spec, cancel)
+
+
+def _default_thread_runner(f, *args):
+    from twisted.internet import threads
+
+    return threads.deferToThread(f, *args)
+
+
+class Executor:
+    """
+    Runs batches of attempts, one batch at a time, in a thread.
+
+    @param run_in_thread: C{run_in_thread(f, *args)} calls C{f(*args)}
+        outside the reactor thread and returns a L{Deferred} of its result
+        (default: L{twisted.internet.threads.deferToThread}).
+    @param run_task: C{run_task(job, spec, cancel)} runs one attempt and
+        returns its counters; it raises L{TaskCancelled} once C{cancel} (a
+        L{threading.Event}) is set (default: L{txmr.data.run.run_task}).
+    @param load_job: loads a job by its name (default: L{txmr.job.load_job}).
+    """
+
+    def __init__(self, run_in_thread=None, run_task=None, load_job=None):
+        self.run_in_thread = run_in_thread or _default_thread_runner
+        self.run_task = run_task or _run_task
+        self.load_job = load_job or _load_job
+        self.jobs = {}
+        # The attempts running now (a batch of quick ones, or one), each
+        # with the event that cancels it.
+        self.running = {}
+        # Every attempt the driver cancelled: one cancelled before it
+        # started is never started.
+        self.cancelled = set()
+
+    @property
+    def busy(self):
+        """
+        Whether a batch is running now.
+        """
+        return bool(self.running)
+
+    def is_cancelled(self, attempt_id):
+        return attempt_id in self.cancelled
+
+    def run_batch(self, specs):
+        """
+        Run the attempts C{specs} (L{TaskSpec}s) one after the other, in one
+        call of the thread runner.
+
+        @return: a L{Deferred} of their L{Outcome}s, in order.
+        """
+        events = {spec.attempt: threading.Event() for spec in specs}
+        for attempt_id, event in events.items():
+            if attempt_id in self.cancelled:
+                event.set()
+        self.running = events
+
+        def finished(result):
+            self.running = {}
+            return result
+
+        return self.run_in_thread(self._run_all, specs, events).addBoth(finished)
+
+    def cancel(self, attempt_id):
+        """
+        The driver no longer wants this attempt: stop it if it runs, and
+        never start it.
+        """
+        self.cancelled.add(attempt_id)
+        event = self.running.get(attempt_id)
+        if event is not None:
+            log.info("the driver cancelled attempt {attempt}", attempt=attempt_id)
+            event.set()
+
+    def cancel_all(self):
+        """
+        Stop every attempt of the running batch (the connection is lost, or
+        the job is over: nobody wants their results).
+        """
+        for event in list(self.running.values()):
+            event.set()
+
+    def _run_all(self, specs, events):
+        """
+        Run attempts in turn; in a worker thread.  One cancelled before its
+        turn is not started.
+        """
+        outcomes = []
+        for spec in specs:
+            cancel = events[spec.attempt]
+            outcomes.append(Cancelled() if cancel.is_set() else self._run_one(spec, cancel))
+        return outcomes
+
+    def _run_one(self, spec, cancel):
+        """
+        Run one attempt; in a worker thread.
+        """
+        try:
+            job = self.jobs.get(spec.job)
+            if job is None:
+                job = self.jobs[spec.job] = self.load_job(spec.job)
+            return Succeeded(self.run_task(job, spec, cancel))
+        except TaskCancelled:
+            return Cancelled()
+        except RecordError as e:
+            cause = e.error
+            return Failed(_one_line(cause), _format(cause), e.record)
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return Failed(_one_line(e), traceback.format_exc())
+
+
+def _one_line(e):
+    text = f"{type(e).__name__}: {e}".splitlines()
+    return (text[0] if text else type(e).__name__)[:2000]
+
+
+def _format(e):
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__))
