@@ -17,6 +17,7 @@ from twisted.internet import endpoints
 from twisted.internet.protocol import Factory
 
 from txmr import protocol
+from txmr.core.model import WorkerInfo
 from txmr.core.spec import TaskSpec
 from txmr.core.states import AttemptState, TaskState
 from txmr.data.run import run_task
@@ -165,7 +166,7 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
                         for line in source:
                             f.writelines(f"{w.lower()} 1\n" for w in line.split())
             yield self.http(b"POST", f"/task/mapper/{t['id']}/status", body=b'{"status": 4}')
-        worker = self.coordinator.join({"host": "test"})
+        worker = self.coordinator.join(WorkerInfo(host="test"))
         attempt = self.coordinator.assign(worker)
         run_task(self.job, self.coordinator.plan.spec(attempt))
         self.coordinator.task_done(worker, "reduce", 0, attempt.id, {})

@@ -5,7 +5,7 @@ What the scheduler keeps: tasks, their attempts, and worker sessions.
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from txmr.core.states import AttemptState, Kind, TaskState
+from txmr.core.states import AttemptState, Kind, TaskState, Via
 
 
 @dataclass(eq=False)
@@ -69,6 +69,18 @@ class Task:
         return f"{self.kind} task {self.index}"
 
 
+@dataclass(frozen=True)
+class WorkerInfo:
+    """
+    Who a worker says it is.  C{pid} is a number for AMP workers, and the
+    C{worker-pid} header, as sent, for HTTP workers.
+    """
+
+    host: str = "?"
+    pid: int | str | None = None
+    via: Via = Via.AMP
+
+
 @dataclass(eq=False)
 class Worker:
     """
@@ -83,7 +95,7 @@ class Worker:
     id: str
     joined: float
     last_seen: float
-    info: dict = field(default_factory=dict)
+    info: WorkerInfo = field(default_factory=WorkerInfo)
     timeout: float | None = None
     slots: int | None = 1
     attempts: set = field(default_factory=set)

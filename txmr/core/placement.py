@@ -6,6 +6,7 @@ backup attempts for stragglers.  Part of the core: no I/O, time passed in.
 
 from bisect import insort
 from collections import deque
+from typing import NamedTuple
 
 from txmr.core.states import AttemptState, Kind, TaskState
 
@@ -17,6 +18,15 @@ SPECULATION_FACTOR = 2.0
 QUICK_TASK = 0.05
 
 _FAULTS = (AttemptState.FAILED, AttemptState.TIMED_OUT)
+
+
+class Choice(NamedTuple):
+    """
+    A task for a worker, and whether it is a backup attempt.
+    """
+
+    task: object
+    speculative: bool
 
 
 class Placement:
@@ -50,7 +60,7 @@ class Placement:
 
     def choose(self, worker, others, phase, running, now):
         """
-        The task for C{worker} and whether it is a backup, or L{None}.
+        The L{Choice} for C{worker}, or L{None}.
 
         @param others: returns the live, not blacklisted workers but this one.
         @param phase: the kind of task still unfinished first.
@@ -60,10 +70,10 @@ class Placement:
             return None
         task = self._next_ready(worker, others)
         if task is not None:
-            return task, False
+            return Choice(task, speculative=False)
         task = self._straggler(worker, phase, running, now)
         if task is not None:
-            return task, True
+            return Choice(task, speculative=True)
         return None
 
     def _may_look_ahead(self, worker, others, phase):

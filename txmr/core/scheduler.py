@@ -24,8 +24,8 @@ doors, the inline runner and the tests all drive the same L{Scheduler}:
 from txmr.core import counters
 from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
-from txmr.core.model import Attempt, JobFailure, SkippedRecord, Task, Worker
-from txmr.core.placement import QUICK_TASK, Placement  # noqa: F401 (QUICK_TASK: the workers')
+from txmr.core.model import Attempt, JobFailure, SkippedRecord, Task, Worker, WorkerInfo
+from txmr.core.placement import Placement
 from txmr.core.states import AttemptState, JobState, Kind, TaskState
 
 
@@ -136,7 +136,7 @@ class Scheduler:
         """
         if worker_id in self.workers:
             raise SchedulingError(f"worker {worker_id!r} is already registered")
-        worker = Worker(worker_id, now, now, dict(info or {}), timeout, slots)
+        worker = Worker(worker_id, now, now, info or WorkerInfo(), timeout, slots)
         self.workers[worker_id] = worker
         return worker
 
@@ -183,8 +183,7 @@ class Scheduler:
                                        self._running, now)
         if choice is None:
             return None
-        task, speculative = choice
-        return self._start(task, worker, now, speculative)
+        return self._start(choice.task, worker, now, choice.speculative)
 
     def _others(self, worker):
         """

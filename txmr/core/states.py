@@ -56,4 +56,13 @@ class AttemptState(_Text):
     KILLED = "killed"          # another attempt won, or the job ended
 
 
+class Via(_Text):
+    """
+    How a worker reaches the driver.
+    """
+
+    AMP = "amp"
+    HTTP = "http"  # the seed's workers, through its HTTP API
+
+
 MAP, REDUCE = Kind.MAP, Kind.REDUCE

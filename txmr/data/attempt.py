@@ -1,9 +1,7 @@
 """
-What every attempt shares, map or reduce: its cancellation, the error
-that names an input record its map code raised on, and its counters.
+What every attempt shares, map or reduce: its cancellation, and the error
+that names an input record its map code raised on.
 """
-
-from txmr.core.counters import add  # noqa: F401 (the data path's counter helper)
 
 
 class TaskCancelled(Exception):

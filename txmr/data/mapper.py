@@ -12,7 +12,8 @@ they are written.  The sizes are the attempt's L{txmr.data.knobs.Knobs}.
 import os
 import zlib
 
-from txmr.data.attempt import RecordError, add, check_cancelled
+from txmr.core.counters import add
+from txmr.data.attempt import RecordError, check_cancelled
 from txmr.data.chunks import open_chunks, write_columns
 from txmr.data.inputs import decode, read_blocks
 from txmr.data.keys import hashable, partition

@@ -13,7 +13,8 @@ import os
 from itertools import groupby, islice
 
 from txmr.core.spec import DEFAULT_MEMORY
-from txmr.data.attempt import add, check_cancelled
+from txmr.core.counters import add
+from txmr.data.attempt import check_cancelled
 from txmr.data.chunks import open_chunks, read_chunks, write_chunk
 from txmr.data.keys import format_field, sort_key, sorted_items
 from txmr.data.layout import Layout

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from txmr import protocol
+from txmr.core.model import WorkerInfo
 from txmr.core.spec import answer_to_json
 
 log = Logger()
@@ -17,12 +18,9 @@ log = Logger()
 class DriverProtocol(amp.AMP):
     """
     C{worker} is the worker session's id after L{protocol.Hello}.
-
-    @ivar pinging: a heartbeat is on its way and not yet answered.
     """
 
     worker = None
-    pinging = False
 
     def __init__(self, coordinator):
         super().__init__()
@@ -50,7 +48,7 @@ class DriverProtocol(amp.AMP):
             raise protocol.VersionMismatch(
                 f"driver speaks version {protocol.PROTOCOL_VERSION}, not {version}")
         if self.worker is None:
-            self.worker = coordinator.join({"host": host, "pid": pid}, peer=self,
+            self.worker = coordinator.join(WorkerInfo(host=host, pid=pid), peer=self,
                                            slots=protocol.WORKER_SLOTS)
             log.info("worker {worker} joined from {host} (pid {pid})", worker=self.worker,
                      host=host, pid=pid)

@@ -1,29 +1,29 @@
 """
-The coordinator: the one place where the driver acts on its scheduler.
+The coordinator: the driver's one interpreter of its scheduler.
 
 The front doors (L{txmr.driver.connection} for AMP, L{txmr.driver.seed}
 for the seed's HTTP API) and the heartbeat call it; it asks the scheduler,
 carries out the instructions the scheduler returns (commit, cancel,
 discard, log), answers long polls when tasks become ready, and ends the
-job.  A worker's connection is a I{peer} to it: anything with C{cancel},
-C{tell_over}, C{ping} and C{abort}.
+job.  An AMP worker's connection is a I{peer} to it: anything with
+C{cancel}, C{tell_over}, C{ping}, C{abort} and C{close}.
 """
 
-import json
 import time
 import uuid
 
 from twisted.logger import Logger
 
-from txmr.core.counters import lines, valid
+from txmr.core.counters import valid
 from txmr.core.errors import SchedulingError
-from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack
+from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.spec import Done, Run, Wait
+from txmr.core.states import Via
 from txmr.data.attempt import is_record
-from txmr.data.layout import fsync_directory, remove_job_files, write_atomically
+from txmr.driver import closing
 from txmr.driver.ending import Ending
 from txmr.driver.polls import LongPolls
-from txmr.driver.status import JobView, job_state
+from txmr.driver.status import JobView
 
 log = Logger()
 
@@ -41,8 +41,7 @@ class Coordinator:
     Runs one job's plan for its workers.
 
     @ivar peers: the live AMP workers' connections, by worker id.
-    @ivar ending: the end of the job (L{Ending}); its C{done} fires with the
-        exit code.
+    @ivar done: fires with the driver's exit code.
     """
 
     def __init__(self, config, plan, clock, on_exit=None):
@@ -55,6 +54,7 @@ class Coordinator:
         self.peers = {}
         self.polls = LongPolls(clock, config.poll)
         self.ending = Ending(clock, config.http_lease, on_exit)
+        self.done = self.ending.done
         self.tracebacks = {}
         self.rtts = {}
         self.job_uuid = uuid.uuid4().hex
@@ -62,6 +62,13 @@ class Coordinator:
         self.wall_started = time.time()
         self.ended = None
         self._ids = 0
+
+    def start(self):
+        """
+        The job's clock starts (when the daemon does, not when it is built).
+        """
+        self.started = self.clock.seconds()
+        self.wall_started = time.time()
 
     def now(self):
         return self.clock.seconds()
@@ -72,7 +79,7 @@ class Coordinator:
 
     def view(self):
         """
-        What the status page, its JSON and the metrics read.
+        What the status page, its JSON, the metrics and the summary read.
         """
         failure = self.scheduler.failure
         return JobView(
@@ -83,23 +90,36 @@ class Coordinator:
 
     # -- workers -------------------------------------------------------------
 
-    def join(self, info, peer=None, slots=1, timeout=None, prefix="w"):
+    def join(self, info, peer=None, slots=1, timeout=None):
         """
-        A worker session joins; return its id.  A peer that joins while the
-        job ends is told at once, and the driver waits for it to hear.
+        A worker session joins; return its id (C{wN}, C{hN} for HTTP).  A
+        peer that joins while the job ends is told at once, and the driver
+        waits for it to hear.
         """
         self._ids += 1
-        worker = f"{prefix}{self._ids}"
+        worker = f"{'h' if info.via is Via.HTTP else 'w'}{self._ids}"
         self.scheduler.register(worker, self.now(), info, timeout=timeout, slots=slots)
         if peer is not None:
             self.peers[worker] = peer
             self.ending.tell(peer)
         return worker
 
+    def is_live(self, worker):
+        return not self.scheduler.workers[worker].lost
+
+    def seen(self, worker, rtt=None):
+        """
+        The worker answered a ping (in C{rtt} seconds), or made a request.
+        """
+        if rtt is not None:
+            self.rtts[worker] = rtt
+        if self.is_live(worker):
+            self.scheduler.seen(worker, self.now())
+
     def disconnected(self, worker):
         self.peers.pop(worker, None)
         self.polls.drop(worker)
-        if not self.scheduler.workers[worker].lost:
+        if self.is_live(worker):
             self.lose(worker, "its connection closed")
 
     def lose(self, worker, why):
@@ -115,13 +135,23 @@ class Coordinator:
         if peer is not None:
             self.polls.drop(worker)
             peer.abort()
-        self.changed()
+        self.follow(given_back)
 
-    def seen(self, worker, rtt=None):
-        if rtt is not None:
-            self.rtts[worker] = rtt
-        if not self.scheduler.workers[worker].lost:
-            self.scheduler.seen(worker, self.now())
+    def tick(self, heartbeat_timeout):
+        """
+        A heartbeat: give up on silent workers, abandon attempts that ran
+        too long, and offer backup attempts to waiting workers.
+        """
+        now = self.now()
+        for worker in self.scheduler.silent(now, heartbeat_timeout):
+            self.lose(worker.id, f"its lease of {worker.timeout:g}s ran out" if worker.timeout
+                      else f"silent for more than {heartbeat_timeout:g}s")
+        timed_out = self.scheduler.check_timeouts(now)
+        for instruction in timed_out:
+            if isinstance(instruction, Cancel):
+                log.warn("{attempt} timed out on worker {worker}",
+                         attempt=instruction.attempt, worker=instruction.attempt.worker)
+        self.follow(timed_out)
 
     # -- handing out tasks -----------------------------------------------------
 
@@ -137,14 +167,20 @@ class Coordinator:
 
     def assign(self, worker):
         """
-        A new attempt for the worker, or L{None}; logged when it is a retry
-        or a backup (first attempts are logged when they finish: a log line
-        costs the driver as much as the hand-out itself).
+        A new attempt for the worker, or L{None}.  An AMP worker's first
+        attempts are logged when they finish (a log line costs the driver
+        as much as the hand-out itself); retries, backups and every HTTP
+        hand-out are logged now.
         """
         attempt = self.scheduler.assign(worker, self.now())
-        if attempt is not None and len(attempt.task.attempts) > 1:
-            log.info("{attempt}{how} to worker {worker}", attempt=attempt, worker=worker,
-                     how=" (backup)" if attempt.speculative else " (retry)")
+        if attempt is None:
+            return None
+        http = self.scheduler.workers[worker].info.via is Via.HTTP
+        if http or len(attempt.task.attempts) > 1:
+            how = (" (backup)" if attempt.speculative
+                   else " (retry)" if len(attempt.task.attempts) > 1 else "")
+            log.info("{attempt}{how} to {via}worker {worker}", attempt=attempt, how=how,
+                     via="HTTP " if http else "", worker=worker)
         return attempt
 
     def _answer(self, worker):
@@ -155,11 +191,10 @@ class Coordinator:
 
     def changed(self):
         """
-        Something happened that may have made a task ready or ended the
-        job: answer the long polls that can be answered now.
+        Something happened that may have made a task ready: answer the long
+        polls that can be answered now.
         """
         if self.scheduler.over:
-            self.finish()
             return
         for worker in self.polls:
             answer = self._answer(worker)
@@ -179,8 +214,7 @@ class Coordinator:
         @raise SchedulingError: the report is refused; nothing changed.
         """
         try:
-            commit = self.scheduler.report_done(worker, kind, index, attempt_id,
-                                                valid(counters))
+            commit = self.scheduler.report_done(worker, kind, index, attempt_id, valid(counters))
         except SchedulingError as e:
             self._refused(worker, kind, index, attempt_id, e)
             raise
@@ -202,18 +236,18 @@ class Coordinator:
                  kind=kind, index=index, attempt=attempt_id, worker=worker, error=error)
         self.follow(instructions)
 
-    def finished_in_place(self, worker, kind, index):
+    def finished_in_place(self, worker, kind, index, who):
         """
         An HTTP worker says its task is FINISHED, its files written under
         their final names.
 
+        @param who: the worker as the refusal's message names it.
         @raise SchedulingError: the task is not RUNNING for this worker.
         """
         task = self.scheduler.task(kind, index)
         mine = [a for a in task.running_attempts() if a.worker == worker]
         if not mine:
-            raise SchedulingError(f"{task} is not RUNNING for this worker"
-                                  f" (it is {task.state.name})")
+            raise SchedulingError(f"{task} is not RUNNING for {who} (it is {task.state.name})")
         self.task_done(worker, kind, index, mine[0].id, {}, in_place=True)
 
     def _refused(self, worker, kind, index, attempt_id, why):
@@ -224,14 +258,15 @@ class Coordinator:
         if leftover is not None:
             self._discard(leftover)
 
-    # -- carrying out the scheduler's instructions ---------------------------------
+    # -- carrying out the scheduler's instructions ---------------------------
 
     def follow(self, instructions, in_place=False):
         """
         Carry out the scheduler's instructions, and those that follow from
-        them, in order; then answer whoever can be answered.
+        them, in order; then end the job, or answer whoever can be answered.
         """
         pending = list(instructions)
+        over = False
         while pending:
             instruction = pending.pop(0)
             if isinstance(instruction, Commit):
@@ -245,9 +280,14 @@ class Coordinator:
                 log.warn("worker {worker} blacklisted: {n} of its attempts failed on tasks that "
                          "then succeeded elsewhere; it gets no more tasks of this job",
                          worker=w.id, n=len(w.failed_attempts))
+            elif isinstance(instruction, JobOver):
+                over = True
             elif isinstance(instruction, GivenBack):
                 pass  # logged with the loss of its worker
-        self.changed()
+        if over:
+            self.finish()
+        else:
+            self.changed()
 
     def _commit(self, commit, in_place):
         attempt = commit.attempt
@@ -286,52 +326,52 @@ class Coordinator:
 
     def finish(self):
         """
-        End the job: make the output durable (or remove it if the job
-        failed), answer every long poll, then tell every worker.
+        End the job: settle its files (see L{closing}), answer every long
+        poll, and tell every worker; the driver exits once all heard.
         """
         if not self.ending.running:
             return
-        self.ended = self.now()
-        for attempt in self.scheduler.attempts.values():
-            if attempt.task.winner is not attempt:
-                self._discard(attempt)
         ok = self.scheduler.ok
-        if ok:
-            message = "job finished"
-            fsync_directory(self.config.output)
-            self._report()
-        else:
-            message = "job failed: " + self.scheduler.failure.message()
-            for directory in {self.config.intermediate, self.config.output}:
-                remove_job_files(directory)
-            log.critical("{message}\n{traceback}", message=message,
-                         traceback=self.last_traceback())
-        if self.config.summary_file:
-            summary = job_state(self.view())
-            if not ok:
-                summary["traceback"] = self.last_traceback()
-            write_atomically(self.config.summary_file, json.dumps(summary, indent=1) + "\n")
+        message = "job finished" if ok else "job failed: " + self.scheduler.failure.message()
+        # First, so that nothing below can end the job twice.
+        self.ending.begin(ok, message)
+        self.ended = self.now()
+        try:
+            closing.discard_losers(self.scheduler, self._discard)
+            closing.keep_or_remove_output(self.config, ok)
+            view = self.view()
+            closing.log_result(view, message, self.last_traceback())
+            if self.config.summary_file:
+                closing.write_summary(self.config.summary_file, view, self.last_traceback())
+        except Exception:
+            log.failure("while settling the job's files")
         for worker in self.polls:
             self.polls.answer(worker, Done(ok))
-        http_workers = [w.id for w in self.scheduler.live_workers()
-                        if w.info.get("via") == "http"]
-        self.ending.begin(ok, message, list(self.peers.values()), http_workers)
+        for peer in list(self.peers.values()):
+            self.ending.tell(peer)
+        self.ending.wait_for_http(w.id for w in self.scheduler.live_workers()
+                                  if w.info.via is Via.HTTP)
+        self.ending.settled()
 
-    def _report(self):
-        summed = self.scheduler.summed_counters()
-        log.info("job finished in {secs:.2f}s; counters:\n{counters}",
-                 secs=self.ended - self.started,
-                 counters="\n".join("  " + line for line in lines(summed)))
-        for kind, index, record in self.scheduler.skipped_records:
-            log.warn("skipped bad record {record} of {kind} task {index}",
-                     record=record, kind=kind, index=index)
+    def http_told(self, worker):
+        """
+        An HTTP worker asked for a task after the job ended: it knows now.
+        """
+        self.ending.told_http(worker)
+
+    def exit(self, code, message):
+        """
+        Exit now (the driver cannot serve the job).
+        """
+        self.ending.exit(code, message)
 
     def stop(self):
         """
-        The daemon stops: forget open questions, close every connection.
+        The daemon stops: a job that is over exits with its code; open
+        questions are forgotten, every connection closed.
         """
-        self.polls.drop_all()
         self.ending.stop()
+        self.polls.drop_all()
         for peer in list(self.peers.values()):
             peer.close()
 
@@ -344,4 +384,3 @@ def tail(text, limit):
     if len(text) <= limit:
         return text
     return f"[{len(text) - limit} characters cut]\n" + text[-limit:]
-

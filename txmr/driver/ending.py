@@ -1,13 +1,15 @@
 """
 The end of a job, as one state machine.
 
-    RUNNING --begin--> TELLING --(every worker told)--> EXITED
-    RUNNING --exit---> EXITED                 (the driver cannot listen)
+    RUNNING --begin--> TELLING --(settled, and every worker told)--> EXITED
+    RUNNING --exit---> EXITED                    (the driver cannot listen)
+    TELLING --stop---> EXITED                    (the daemon is stopped)
 
-In TELLING, every connected worker is told the job is over, and so is any
-worker that joins meanwhile; the seed's HTTP workers are told when they
-next ask, so each live one is waited for, at most for its lease.  The
-driver exits once all have heard (or could not be told).
+In TELLING the driver settles the job's files, then tells every connected
+worker the job is over, and any worker that joins meanwhile; the seed's
+HTTP workers are told when they next ask, so each live one is waited for,
+at most for its lease.  The driver exits, with the job's code, once it has
+settled and all have heard (or could not be told).
 """
 
 from enum import Enum
@@ -34,7 +36,8 @@ class Ending:
         self.ok = None
         self.message = None
         self.done = defer.Deferred()
-        self._telling = 0
+        # What the exit waits for: the driver settling, and each tell.
+        self._waiting = 0
         self._untold_http = set()
         self._lease_call = None
 
@@ -42,21 +45,16 @@ class Ending:
     def running(self):
         return self.phase is Phase.RUNNING
 
-    def begin(self, ok, message, peers, http_workers):
+    def begin(self, ok, message):
         """
-        The job is over: tell every peer (see L{tell}), wait for the HTTP
-        workers, then exit 0 if C{ok}, else 1.
+        The job is over: exit 0 if C{ok}, else 1, once L{settled} and every
+        worker told.  Later calls do nothing.
         """
         if self.phase is not Phase.RUNNING:
             return
         self.phase = Phase.TELLING
         self.ok, self.message = ok, message
-        self._untold_http = set(http_workers)
-        if self._untold_http:
-            self._lease_call = self.clock.callLater(self.http_lease, self._lease_over)
-        for peer in peers:
-            self.tell(peer)
-        self._maybe_exit()
+        self._waiting = 1
 
     def tell(self, peer):
         """
@@ -65,8 +63,17 @@ class Ending:
         """
         if self.phase is not Phase.TELLING:
             return
-        self._telling += 1
+        self._waiting += 1
         peer.tell_over(self.ok, self.message).addBoth(self._heard)
+
+    def wait_for_http(self, workers):
+        """
+        Wait until each of these HTTP workers was told (L{told_http}), or
+        their lease ran out.
+        """
+        self._untold_http |= set(workers)
+        if self._untold_http and self._lease_call is None:
+            self._lease_call = self.clock.callLater(self.http_lease, self._lease_over)
 
     def told_http(self, worker):
         """
@@ -75,8 +82,14 @@ class Ending:
         self._untold_http.discard(worker)
         self._maybe_exit()
 
+    def settled(self):
+        """
+        The driver settled the job's files and told whom it could.
+        """
+        self._heard(None)
+
     def _heard(self, _):
-        self._telling -= 1
+        self._waiting -= 1
         self._maybe_exit()
 
     def _lease_over(self):
@@ -85,7 +98,7 @@ class Ending:
         self._maybe_exit()
 
     def _maybe_exit(self):
-        if self.phase is Phase.TELLING and not self._telling and not self._untold_http:
+        if self.phase is Phase.TELLING and not self._waiting and not self._untold_http:
             self.exit(0 if self.ok else 1, self.message)
 
     def exit(self, code, message):
@@ -95,12 +108,20 @@ class Ending:
         if self.phase is Phase.EXITED:
             return
         self.phase = Phase.EXITED
-        self.stop()
+        self._cancel_lease()
         self.done.callback(code)
         if self.on_exit is not None:
             self.on_exit(code, message)
 
     def stop(self):
+        """
+        The daemon stops: a job that is over exits now with its code.
+        """
+        if self.phase is Phase.TELLING:
+            self.exit(0 if self.ok else 1, self.message)
+        self._cancel_lease()
+
+    def _cancel_lease(self):
         if self._lease_call is not None and self._lease_call.active():
             self._lease_call.cancel()
         self._lease_call = None

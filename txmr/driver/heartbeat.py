@@ -1,21 +1,25 @@
 """
-The driver's heartbeat: each period, ping every AMP worker, give up on
-the silent ones, abandon attempts that ran too long, offer backup attempts
-to idle workers, and log progress when it changed.  Run by a
-C{TimerService} of the driver's service.
+The driver's heartbeat: each period, ping every AMP worker, let the
+coordinator give up on silent workers and abandon attempts that ran too
+long, and log progress when it changed.  Run by a C{TimerService} of the
+driver's service.
 """
 
 from twisted.logger import Logger
-
-from txmr.core.instructions import Cancel
 
 log = Logger()
 
 
 class Heartbeat:
+    """
+    One tick per period; a worker is pinged again only once its last ping
+    was answered or timed out.
+    """
+
     def __init__(self, coordinator):
         self.coordinator = coordinator
         self.timeout = coordinator.config.heartbeat_timeout
+        self._pinging = set()
         self._last_progress = None
 
     def __call__(self):
@@ -32,26 +36,16 @@ class Heartbeat:
             return
         now = c.now()
         for worker, peer in list(c.peers.items()):
-            if not peer.pinging:
+            if worker not in self._pinging:
                 self._ping(worker, peer, now)
-        for worker in c.scheduler.silent(now, self.timeout):
-            why = (f"its lease of {worker.timeout:g}s ran out" if worker.timeout
-                   else f"silent for more than {self.timeout:g}s")
-            c.lose(worker.id, why)
-        timed_out = c.scheduler.check_timeouts(now)
-        for instruction in timed_out:
-            if isinstance(instruction, Cancel):
-                attempt = instruction.attempt
-                log.warn("{attempt} timed out on worker {worker}", attempt=attempt,
-                         worker=attempt.worker)
+        c.tick(self.timeout)
         self._log_progress()
-        c.follow(timed_out)
 
     def _ping(self, worker, peer, sent):
-        peer.pinging = True
+        self._pinging.add(worker)
 
         def answered(ok):
-            peer.pinging = False
+            self._pinging.discard(worker)
             if ok:
                 self.coordinator.seen(worker, rtt=self.coordinator.now() - sent)
 

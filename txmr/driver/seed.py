@@ -15,7 +15,8 @@ from twisted.logger import Logger
 from twisted.web import resource
 
 from txmr.core.errors import SchedulingError, UnknownTask
-from txmr.core.states import JobState, Kind, TaskState
+from txmr.core.model import WorkerInfo
+from txmr.core.states import JobState, Kind, TaskState, Via
 
 log = Logger()
 
@@ -41,11 +42,11 @@ class SeedWorkers:
         """
         coordinator = self.coordinator
         worker = self._sessions.get(pid)
-        if worker is not None and not coordinator.scheduler.workers[worker].lost:
+        if worker is not None and coordinator.is_live(worker):
             coordinator.seen(worker)
             return worker
-        worker = coordinator.join({"host": "http", "pid": pid, "via": "http"},
-                                  slots=None, timeout=self.lease, prefix="h")
+        worker = coordinator.join(WorkerInfo(host="http", pid=pid, via=Via.HTTP),
+                                  slots=None, timeout=self.lease)
         self._sessions[pid] = worker
         log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=pid)
         return worker
@@ -58,22 +59,16 @@ class SeedWorkers:
         """
         worker = self.worker(pid)
         if self.coordinator.scheduler.over:
-            self.coordinator.ending.told_http(worker)
+            self.coordinator.http_told(worker)
             return None
-        attempt = self.coordinator.assign(worker)
-        if attempt is not None and len(attempt.task.attempts) == 1:
-            log.info("{attempt} to HTTP worker {worker}", attempt=attempt, worker=worker)
-        return attempt
+        return self.coordinator.assign(worker)
 
     def finished(self, pid, task):
         """
         @raise SchedulingError: the task is not RUNNING for this worker.
         """
-        worker = self.worker(pid)
-        try:
-            self.coordinator.finished_in_place(worker, task.kind, task.index)
-        except SchedulingError as e:
-            raise SchedulingError(f"{e} (worker-pid {pid})") from e
+        self.coordinator.finished_in_place(self.worker(pid), task.kind, task.index,
+                                           who=f"worker-pid {pid}")
 
 
 def _json(request, value, code=200):

@@ -69,7 +69,7 @@ class DriverService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.coordinator = Coordinator(config, plan, reactor, on_exit)
-        self.done = self.coordinator.ending.done
+        self.done = self.coordinator.done
         self.address = None
         web = site(self.coordinator)
         amp = Factory.forProtocol(lambda: DriverProtocol(self.coordinator))
@@ -95,6 +95,7 @@ class DriverService(service.MultiService):
         log.info("txmr driver: job {job}, {maps} map and {reduces} reduce tasks",
                  job=plan.job.name, maps=len(plan.scheduler.maps),
                  reduces=len(plan.scheduler.reduces))
+        self.coordinator.start()
         super().startService()
         waits = [self.listener.listening.addCallbacks(
             self._listening, self._cannot_listen, errbackArgs=(self.config.listen,))]
@@ -115,7 +116,7 @@ class DriverService(service.MultiService):
     def _cannot_listen(self, failure, where):
         log.critical("txmr driver cannot listen on {where}: {error}",
                      where=where, error=failure.getErrorMessage())
-        self.coordinator.ending.exit(1, f"cannot listen on {where}: {failure.getErrorMessage()}")
+        self.coordinator.exit(1, f"cannot listen on {where}: {failure.getErrorMessage()}")
 
     def stopService(self):
         self.coordinator.stop()

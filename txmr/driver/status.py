@@ -46,8 +46,8 @@ def job_state(view):
         } for a in task.attempts],
     } for task in s.tasks()]
     workers = [{
-        "id": w.id, "host": w.info.get("host"), "pid": w.info.get("pid"),
-        "via": w.info.get("via", "amp"), "lost": w.lost, "blacklisted": w.blacklisted,
+        "id": w.id, "host": w.info.host, "pid": w.info.pid,
+        "via": str(w.info.via), "lost": w.lost, "blacklisted": w.blacklisted,
         "last_seen_ago": round(view.now - w.last_seen, 3),
         "attempts": sorted(a.id for a in w.attempts),
         "succeeded": w.succeeded, "failed": len(w.failed_attempts),

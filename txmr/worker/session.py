@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from txmr import protocol
-from txmr.core.scheduler import QUICK_TASK
+from txmr.core.placement import QUICK_TASK
 from txmr.core.spec import Done, Run, Wait, answer_from_json
 from txmr.worker.execution import Cancelled, Succeeded
 

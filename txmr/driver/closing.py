@@ -1,0 +1,71 @@
+"""
+What the driver does with a job's files once it is over: remove every
+losing attempt's leftovers, make a finished job's output durable (or
+remove a failed job's output, so that none of it is ever mistaken for a
+result), write the summary file, and log the counters.
+
+Each step catches its own file errors: a full disk or a deleted directory
+must not stop the driver from telling its workers and exiting with the
+job's code.
+"""
+
+import json
+
+from twisted.logger import Logger
+
+from txmr.core.counters import lines
+from txmr.data.layout import fsync_directory, remove_job_files, write_atomically
+from txmr.driver.status import job_state
+
+log = Logger()
+
+
+def discard_losers(scheduler, discard):
+    """
+    Remove the files of every attempt that did not win its task.
+    """
+    for attempt in scheduler.attempts.values():
+        if attempt.task.winner is not attempt:
+            discard(attempt)
+
+
+def keep_or_remove_output(config, ok):
+    """
+    A finished job's output is made durable; a failed job's is removed.
+    """
+    if ok:
+        fsync_directory(config.output)
+        return
+    for directory in {config.intermediate, config.output}:
+        try:
+            remove_job_files(directory)
+        except OSError as e:
+            log.error("cannot remove the failed job's files in {directory}: {error}",
+                      directory=directory, error=e)
+
+
+def write_summary(path, view, traceback):
+    """
+    The job's final state as JSON, for C{txmr run}; with the failing
+    attempt's traceback when the job failed.
+    """
+    summary = job_state(view)
+    if view.failure:
+        summary["traceback"] = traceback
+    try:
+        write_atomically(path, json.dumps(summary, indent=1) + "\n")
+    except OSError as e:
+        log.error("cannot write the summary file {path}: {error}", path=path, error=e)
+
+
+def log_result(view, message, traceback):
+    scheduler = view.scheduler
+    if view.failure:
+        log.critical("{message}\n{traceback}", message=message, traceback=traceback)
+        return
+    log.info("job finished in {secs:.2f}s; counters:\n{counters}",
+             secs=view.ended - view.started,
+             counters="\n".join("  " + line for line in lines(scheduler.summed_counters())))
+    for kind, index, record in scheduler.skipped_records:
+        log.warn("skipped bad record {record} of {kind} task {index}",
+                 record=record, kind=kind, index=index)
