@@ -9,12 +9,12 @@ import sys
 
 from twisted.internet import reactor
 
-from txmr.worker import Worker
+from txmr.worker.service import makeService
 
 
 def main(address, n):
     for _ in range(n):
-        Worker(address, reactor, give_up=0).startService()
+        makeService(address, reactor, give_up=0).startService()
     reactor.run()
 
 
