@@ -10,6 +10,9 @@ Dependencies, and why each:
 Test extras:
   - pytest and pytest-twisted: the suite is trial TestCases, which pytest
     also runs; pytest-twisted lets it run them on Twisted's reactor.
+  - hypothesis: the model-based test of the scheduler (random stories of
+    workers and attempts, invariants checked after every step), which finds
+    the sequences no one would think to write by hand.
 """
 
 from setuptools import find_packages, setup
@@ -26,6 +29,6 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/txmr_plugins.py"], "txmr.driver": ["status.html"]},
     install_requires=["twisted>=22.10", "prometheus-client>=0.17", "rich>=13"],
-    extras_require={"test": ["pytest", "pytest-twisted"]},
+    extras_require={"test": ["pytest", "pytest-twisted", "hypothesis>=6"]},
     entry_points={"console_scripts": ["txmr = txmr.cli:main"]},
 )

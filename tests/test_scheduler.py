@@ -308,6 +308,34 @@ class FaultTests(unittest.TestCase):
         fail(s, "only", a, 1)
         self.assertEqual(s.assign("only", 2).task, a.task)
 
+    def test_a_task_failing_everywhere_fails_the_job(self):
+        """
+        With fewer workers than attempts, a task that fails on every worker
+        is retried where it failed, so the job fails after max_attempts
+        failures instead of waiting for ever for a worker it has not failed
+        on.
+        """
+        s = make(maps=1, max_attempts=4)
+        s.register("a", 0)
+        s.register("b", 0)
+        for n in range(4):
+            attempt = s.assign("a", n) or s.assign("b", n)
+            self.assertIsNotNone(attempt, f"attempt {n + 1} went nowhere")
+            fail(s, attempt.worker, attempt, n)
+        self.assertEqual(s.state, JobState.FAILED)
+
+    def test_blacklisting_yields_when_only_blacklisted_workers_are_left(self):
+        s = make(maps=3, blacklist_after=1)
+        s.register("bad", 0)
+        s.register("good", 0)
+        a = s.assign("bad", 0)
+        fail(s, "bad", a, 0)
+        finish(s, "good", s.assign("good", 1), 1)
+        self.assertTrue(s.workers["bad"].blacklisted)
+        self.assertIsNone(s.assign("bad", 2))
+        s.lose("good", 3)
+        self.assertIsNotNone(s.assign("bad", 4), "the only worker left")
+
     def test_last_worker_never_blacklisted(self):
         s = make(maps=3, blacklist_after=1)
         s.register("a", 0)

@@ -100,8 +100,11 @@ class Placement:
     def _next_ready(self, worker, others):
         """
         The first READY task in line that has not failed on this worker; one
-        that has, only if no other worker could take it (Hadoop's rule: a
-        retry goes elsewhere, so one bad worker cannot use up its attempts).
+        that has, only if every other worker has failed it too (Hadoop's
+        rule: a retry goes elsewhere, so one bad worker cannot use up its
+        attempts; but where it can go nowhere else, it is retried here, so
+        that C{max_attempts} bounds the job's life whatever the number of
+        workers).
         """
         ready = self._ready
         while ready and ready[0].state is not TaskState.READY:
@@ -115,7 +118,7 @@ class Placement:
                 return task
             if fallback is None:
                 fallback = task
-        if fallback is not None and not any(others()):
+        if fallback is not None and all(_failed_on(fallback, w) for w in others()):
             ready.remove(fallback)
             return fallback
         return None

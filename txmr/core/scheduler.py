@@ -171,11 +171,14 @@ class Scheduler:
 
         @return: a new running L{Attempt}, or L{None} when there is nothing
             for this worker now (the job is over, every task is running or
-            blocked, or the worker is blacklisted).
+            blocked, or the worker is blacklisted while others are not).
         """
         worker = self.worker(worker_id)
         worker.last_seen = now
-        if self.over or worker.blacklisted:
+        if self.over:
+            return None
+        if worker.blacklisted and any(self._others(worker)):
+            # Blacklisting yields when only blacklisted workers are left.
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
