@@ -41,9 +41,9 @@ class RunTests(unittest.TestCase):
         os.makedirs(self.base)
         self.env = dict(os.environ, TMPDIR=self.base, TXMR_TEST_DIR=self.base)
 
-    def txmr(self, *args, **kwargs):
+    def txmr(self, *args, timeout=120, **kwargs):
         return subprocess.run(TXMR + list(args), capture_output=True, text=True, env=self.env,
-                              timeout=120, stdin=subprocess.DEVNULL, **kwargs)
+                              timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
 
     def test_run_example(self):
         out = os.path.join(self.base, "out")
@@ -105,6 +105,27 @@ class RunTests(unittest.TestCase):
         self.assertIn("failed 2 times", result.stderr)
         self.assertIn("ValueError: cannot map", result.stderr)
         self.assertIn("Traceback", result.stderr)
+
+    def test_always_failing_jobs_fail_with_any_number_of_workers(self):
+        """
+        With fewer workers than --max-attempts (4), a task that fails on
+        every worker is retried where it failed: the job fails within
+        seconds, with the traceback and no output, instead of hanging.
+        """
+        for job, workers, error in [("raises.py", 2, "ValueError: cannot map"),
+                                    ("raises.py", 3, "ValueError: cannot map"),
+                                    ("reduce_raises.py", 2, "ValueError: cannot reduce")]:
+            out = os.path.join(self.base, f"out-{job}-{workers}")
+            started = time.monotonic()
+            result = self.txmr("run", os.path.join(JOBS, job), "-i", EXAMPLES, "-o", out,
+                               "-w", str(workers), timeout=60)
+            where = f"{job} with {workers} workers"
+            self.assertEqual(result.returncode, 1, where)
+            self.assertIn("failed 4 times", result.stderr, where)
+            self.assertIn(error, result.stderr, where)
+            self.assertIn("Traceback", result.stderr, where)
+            self.assertEqual([n for n in os.listdir(out) if n.startswith("out-")], [], where)
+            self.assertLess(time.monotonic() - started, 45, where)
 
     def test_missing_input(self):
         result = self.txmr("run", "-i", "/nonexistent/in", "-o", os.path.join(self.base, "o"))
