@@ -88,6 +88,33 @@ class HTTPFixture(DriverFixture):
         return response.code, data
 
 
+def seed_work(task):
+    """
+    Do a task as the seed's workers did: words of the input files to
+    `word 1` lines in mr-M-R; the sums of those to out-R.
+    """
+    if task["type"] == "mapper":
+        buckets = {}
+        for path in task["i_path"]:
+            with open(path) as f:
+                for word in f.read().split():
+                    buckets.setdefault(ord(word[0]) % task["n_buckets"], []).append(word)
+        for bucket, words in buckets.items():
+            with open(os.path.join(task["o_path"], f"mr-{task['id']}-{bucket}"), "w") as f:
+                f.writelines(f"{w} 1\n" for w in words)
+        return
+    counts = {}
+    for m in range(task["n_mappers"]):
+        path = os.path.join(task["i_path"], f"mr-{m}-{task['id']}")
+        if os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    word, n = line.split()
+                    counts[word] = counts.get(word, 0) + int(n)
+    with open(os.path.join(task["o_path"], f"out-{task['id']}"), "w") as f:
+        f.writelines(f"{w} {n}\n" for w, n in counts.items())
+
+
 class SeedAPITests(HTTPFixture, unittest.TestCase):
     maps = 2
     files = 3
@@ -110,6 +137,7 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertEqual(first["o_path"], self.config.intermediate)
         self.assertTrue(all(p.startswith(self.config.input) for p in first["i_path"]))
         self.assertEqual(len(first["job_uuid"]), 32)
+        seed_work(first)
         code, body = yield self.http(b"GET", "/task/mapper/0/status")
         self.assertEqual((code, json.loads(body)), (200, {"status": 3}))
         code, _ = yield self.http(b"GET", "/task/mapper/7/status")
@@ -131,6 +159,7 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         code, body = yield self.http(b"PUT", "/task")
         second = json.loads(body)
         self.assertEqual((second["type"], second["id"]), ("mapper", 1))
+        seed_work(second)
         # Nothing ready while the last map runs: try later.
         code, body = yield self.http(b"PUT", "/task", pid="777")
         self.assertEqual(set(json.loads(body)), {"job_uuid", "job_status"})
@@ -141,6 +170,7 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertEqual((reducer["type"], reducer["id"], reducer["n_mappers"]), ("reducer", 0, 2))
         self.assertEqual((reducer["i_path"], reducer["o_path"]),
                          (self.config.intermediate, self.config.output))
+        seed_work(reducer)
         yield self.http(b"POST", "/task/reducer/0/status", body=b'{"status": 4}')
         code, body = yield self.http(b"PUT", "/task")
         self.assertEqual(json.loads(body), {"job_uuid": first["job_uuid"], "job_status": 2})
@@ -150,6 +180,24 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
             self.assertEqual(json.loads(body)["job_status"], 2)
         code = yield self.driver.done
         self.assertEqual(code, 0)
+
+    @defer.inlineCallbacks
+    def test_seed_report_without_files_is_a_failed_attempt(self):
+        """
+        A POST that says FINISHED for a task whose files are not there (a
+        forged or mistaken report) does not finish it: the attempt fails,
+        the task is ready again, and no output is ever missing.
+        """
+        code, body = yield self.http(b"PUT", "/task")
+        first = json.loads(body)
+        code, body = yield self.http(b"POST", f"/task/mapper/{first['id']}/status",
+                                     body=b'{"status": 4}')
+        self.assertEqual(code, 400)
+        self.assertIn(b"wrote none of its output files", body)
+        task = self.coordinator.scheduler.task("map", first["id"])
+        self.assertEqual(task.state, TaskState.READY)
+        self.assertEqual(task.attempts[0].state, AttemptState.FAILED)
+        self.assertIn("wrote none of its output files", task.attempts[0].error)
 
     @defer.inlineCallbacks
     def test_seed_worker_files_feed_txmr_reducers(self):

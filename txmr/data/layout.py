@@ -78,10 +78,35 @@ class Layout:
 
         @param written_in_place: the seed's HTTP workers wrote their files
             under the final names; a missing temporary file is then no error.
+        @raise OSError: a file could not be renamed, or is missing.
         """
-        for temporary, final in self.files(kind, index, attempt):
+        files = self.files(kind, index, attempt)
+        if written_in_place:
+            self._check_in_place(kind, index, files)
+        for temporary, final in files:
             if not (written_in_place and not os.path.exists(temporary)):
                 os.replace(temporary, final)
+
+    @staticmethod
+    def _check_in_place(kind, index, files):
+        """
+        A task finished in place must have written its files: a reduce its
+        C{out-R}; a map at least one partition, the others being empty (the
+        seed's mappers create a partition's file with its first word).
+        Otherwise a report alone, forged or mistaken, would finish a task
+        that never ran.
+        """
+        present = [os.path.exists(final) or os.path.exists(temporary)
+                   for temporary, final in files]
+        if kind != Kind.MAP:
+            if not all(present):
+                raise FileNotFoundError(f"reduce task {index} wrote no {files[0][1]}")
+            return
+        if not any(present):
+            raise FileNotFoundError(f"map task {index} wrote none of its output files")
+        for (_, final), there in zip(files, present):
+            if not there:
+                open(final, "wb").close()
 
     def discard(self, kind, index, attempt):
         """

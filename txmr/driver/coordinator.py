@@ -18,7 +18,7 @@ from txmr.core.counters import valid
 from txmr.core.errors import SchedulingError
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.spec import Done, Run, Wait
-from txmr.core.states import Via
+from txmr.core.states import AttemptState, Via
 from txmr.data.attempt import is_record
 from txmr.driver import closing
 from txmr.driver.ending import Ending
@@ -239,16 +239,19 @@ class Coordinator:
     def finished_in_place(self, worker, kind, index, who):
         """
         An HTTP worker says its task is FINISHED, its files written under
-        their final names.
+        their final names.  If they are not all there, the attempt failed.
 
         @param who: the worker as the refusal's message names it.
-        @raise SchedulingError: the task is not RUNNING for this worker.
+        @raise SchedulingError: the task is not RUNNING for this worker, or
+            its files are missing (the attempt then failed).
         """
         task = self.scheduler.task(kind, index)
         mine = [a for a in task.running_attempts() if a.worker == worker]
         if not mine:
             raise SchedulingError(f"{task} is not RUNNING for {who} (it is {task.state.name})")
         self.task_done(worker, kind, index, mine[0].id, {}, in_place=True)
+        if mine[0].state is not AttemptState.SUCCEEDED:
+            raise SchedulingError(f"{task} did not finish: {mine[0].error}")
 
     def _refused(self, worker, kind, index, attempt_id, why):
         log.info("refused a report from worker {worker} on {kind} task {index} attempt "
