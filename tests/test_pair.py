@@ -116,6 +116,25 @@ class PairTests(MemoryDriverMixin, unittest.TestCase):
         self.assertEqual(read_output(self.config.output, 3), self.expected())
         self.assertFalse(any(name.startswith(".") for name in os.listdir(self.config.output)))
 
+    def test_an_input_rewritten_under_the_job_fails_it_naming_the_file(self):
+        """
+        A file rewritten in place (same size, other words) after the job was
+        planned: the maps that read it fail, and the job fails naming it,
+        instead of exiting 0 with an answer to neither input.
+        """
+        path = os.path.join(self.config.input, "in-3.txt")
+        with open(path, "r+") as f:
+            text = f.read()
+            f.seek(0)
+            f.write(text.replace("the", "THE"))
+        os.utime(path, ns=(1, 1))
+        self.start_worker("a")
+        self.start_worker("b")
+        self.assertEqual(self.run_until_over(), 1)
+        failure = self.scheduler.failure
+        self.assertIn("InputChanged: input file 'in-3.txt' changed", failure.error)
+        self.assertEqual(os.listdir(self.config.output), [])
+
     def test_a_worker_joining_after_the_end_is_told(self):
         self.start_worker("a")
         self.assertEqual(self.run_until_over(), 0)

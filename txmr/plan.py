@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from txmr.core.scheduler import Scheduler
 from txmr.core.spec import DEFAULT_MEMORY, TaskSpec
 from txmr.core.states import Kind
-from txmr.data.inputs import list_inputs, plan_splits
+from txmr.data.inputs import list_inputs, plan_splits, stamp
 from txmr.data.layout import Layout, remove_job_files
 from txmr.job import DEFAULT_JOB, JobError, load_job
 
@@ -54,6 +54,7 @@ class Plan:
     job: object
     scheduler: Scheduler
     layout: Layout
+    stamps: dict
 
     def spec(self, attempt):
         """
@@ -64,8 +65,9 @@ class Plan:
                       intermediate=config.intermediate, n_map=len(self.scheduler.maps),
                       n_reduce=len(self.scheduler.reduces))
         if task.kind is Kind.MAP:
+            stamps = {name: self.stamps[name] for name, _, _ in task.inputs}
             return TaskSpec(input=config.input, splits=task.inputs, skip=list(task.skip),
-                            **common)
+                            stamps=stamps, **common)
         return TaskSpec(output=config.output, memory=config.memory, **common)
 
 
@@ -100,10 +102,15 @@ def plan_job(config):
         os.path.abspath(p) for p in (config.input, config.intermediate, config.output))
     for directory in {config.intermediate, config.output}:
         remove_job_files(directory)
-    splits = plan_splits(list_inputs(config.input), config.mappers, job.input_mode)
+    # Each input's size and modification time now: a map that finds its
+    # file changed fails the job, naming it.
+    stamps = {name: stamp(os.path.join(config.input, name))
+              for name, _ in list_inputs(config.input)}
+    files = [(name, size) for name, (size, _) in stamps.items()]
+    splits = plan_splits(files, config.mappers, job.input_mode)
     scheduler = Scheduler(
         splits, config.reducers, max_attempts=config.max_attempts,
         task_timeout=config.task_timeout, speculation=config.speculation,
         speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records)
     layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
-    return Plan(config, job, scheduler, layout)
+    return Plan(config, job, scheduler, layout, stamps)

@@ -25,6 +25,8 @@ class TaskSpec:
     @ivar input: the input root; a map task's split names are relative to it.
     @ivar splits: a map task's C{[name, start, end]} byte ranges.
     @ivar skip: input records a map attempt must skip (skipping mode).
+    @ivar stamps: for each input file of a map task, C{[size, mtime_ns]}
+        when the job was planned: a map fails if its file changed since.
     @ivar output: where a reduce task writes C{out-R}.
     @ivar memory: a reduce task's memory budget in bytes.
     """
@@ -39,6 +41,7 @@ class TaskSpec:
     input: str | None = None
     splits: list = field(default_factory=list)
     skip: list = field(default_factory=list)
+    stamps: dict = field(default_factory=dict)
     output: str | None = None
     memory: int = DEFAULT_MEMORY
 
@@ -47,7 +50,8 @@ class TaskSpec:
                   "job": self.job, "intermediate": self.intermediate,
                   "n_map": self.n_map, "n_reduce": self.n_reduce}
         if self.kind is Kind.MAP:
-            return dict(common, input=self.input, splits=self.splits, skip=self.skip)
+            return dict(common, input=self.input, splits=self.splits, skip=self.skip,
+                        stamps=self.stamps)
         return dict(common, output=self.output, memory=self.memory)
 
     @classmethod
@@ -62,7 +66,7 @@ class TaskSpec:
                           n_map=int(data["n_map"]), n_reduce=int(data["n_reduce"]))
             if kind is Kind.MAP:
                 return cls(input=str(data["input"]), splits=list(data["splits"]),
-                           skip=list(data.get("skip") or ()), **common)
+                           skip=list(data["skip"]), stamps=dict(data["stamps"]), **common)
             return cls(output=str(data["output"]), memory=int(data["memory"]), **common)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a task spec: {e!r}") from e

@@ -9,6 +9,39 @@ The driver cuts the input into byte-range I{splits} on line boundaries
 import os
 
 
+class InputChanged(Exception):
+    """
+    An input file is not what it was when the job was planned: the job's
+    output would answer neither the old input nor the new.
+    """
+
+
+def stamp(path):
+    """
+    What tells that a file changed: C{[size, modification time in ns]}.
+    """
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def check_unchanged(name, path, expected):
+    """
+    @raise InputChanged: the file at C{path} no longer has the stamp
+        C{expected} (L{None}: nothing to check).
+    """
+    if expected is None:
+        return
+    try:
+        now = stamp(path)
+    except OSError as e:
+        raise InputChanged(f"input file {name!r} is gone since the job was planned: "
+                           f"{e.strerror}") from e
+    if now != list(expected):
+        raise InputChanged(
+            f"input file {name!r} changed since the job was planned (size {expected[0]} -> "
+            f"{now[0]} bytes{', modified again' if now[1] != expected[1] else ''})")
+
+
 def list_inputs(input_dir):
     """
     The input files under C{input_dir}, as sorted C{(relative path, size)};

@@ -15,7 +15,7 @@ import zlib
 from txmr.core.counters import add
 from txmr.data.attempt import RecordError, check_cancelled
 from txmr.data.chunks import open_chunks, write_columns
-from txmr.data.inputs import decode, read_blocks
+from txmr.data.inputs import check_unchanged, decode, read_blocks
 from txmr.data.keys import hashable, partition
 from txmr.data.layout import Layout
 from txmr.job import Job, counting
@@ -167,6 +167,9 @@ def run_map(job, spec, knobs, cancel=None):
         out.extend(init())
         for name, start, end in spec.splits:
             path = os.path.join(spec.input, name)
+            # Before and after reading: a file rewritten under a running job
+            # fails the job, naming it, rather than give a mixed answer.
+            check_unchanged(name, path, spec.stamps.get(name))
             if job.input_mode == "file":
                 check_cancelled(cancel)
                 if (name,) in skip:
@@ -176,6 +179,7 @@ def run_map(job, spec, knobs, cancel=None):
                     data = f.read()
                 records += 1
                 size += len(data)
+                check_unchanged(name, path, spec.stamps.get(name))
                 try:
                     pairs = function(name, decode(data))
                     out.extend(pairs)
@@ -203,6 +207,7 @@ def run_map(job, spec, knobs, cancel=None):
                             out.extend(pairs)
                 except Exception as e:
                     raise RecordError([name, offset, i], e) from e
+            check_unchanged(name, path, spec.stamps.get(name))
         out.extend(final())
         out.close()
     add(counters, "map_input_records", records)
