@@ -246,6 +246,34 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
         self.assertLess(len(kept), 16_100)
         self.assertTrue(kept.startswith("[84013 characters cut]\n"), kept[:40])
 
+    def test_second_driver_on_the_same_directories_refuses(self):
+        """
+        A second driver on the same output directory refuses to start,
+        naming the holder, and removes none of the first one's files; once
+        the first job is over, the directories are free again.
+        """
+        import dataclasses
+
+        from txmr.driver.service import makeService
+        from txmr.plan import ConfigError
+
+        client = self.connect()
+        spec = spec_of(self.successResultOf(self.call(client, protocol.GetTask)))
+        self.successResultOf(self.run_and_report(client, spec))
+        committed = self.coordinator.layout.map_output(spec.index, 0)
+        second = dataclasses.replace(self.config, intermediate=self.mktemp())
+        e = self.assertRaises(ConfigError, makeService, second, self.reactor)
+        self.assertIn(f"{self.config.output} is in use by a txmr run of", str(e))
+        self.assertIn(f"pid {os.getpid()}", str(e))
+        self.assertTrue(os.path.exists(committed))
+        answer = self.successResultOf(self.call(client, protocol.GetTask))
+        while answer["action"] == "run":
+            answer = self.successResultOf(self.run_and_report(client, spec_of(answer), ask=True))
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        self.assertEqual(sorted(os.listdir(self.config.output)), ["out-0"])
+        third = makeService(dataclasses.replace(self.config), self.reactor)
+        third.coordinator.plan.release()
+
     def test_malformed_bytes_drop_only_that_connection(self):
         bad = self.connect(hello=False)
         bad.transport.write(b"\x00\x05hello\xff\xff garbage that is not AMP at all")

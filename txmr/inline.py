@@ -35,4 +35,5 @@ def run_inline(config, progress=None):
         if progress is not None:
             progress(scheduler)
     fsync_directory(config.output)
+    plan.release()
     return scheduler.summed_counters()

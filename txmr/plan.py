@@ -8,13 +8,15 @@ data path need; nothing here knows of the network.
 """
 
 import os
+import socket
+import time
 from dataclasses import dataclass
 
 from txmr.core.scheduler import Scheduler
 from txmr.core.spec import DEFAULT_MEMORY, TaskSpec
 from txmr.core.states import Kind
 from txmr.data.inputs import list_inputs, plan_splits, stamp
-from txmr.data.layout import Layout, remove_job_files
+from txmr.data.layout import DirectoryInUse, Layout, lock_directory, remove_job_files
 from txmr.job import DEFAULT_JOB, JobError, load_job
 
 
@@ -55,6 +57,20 @@ class Plan:
     scheduler: Scheduler
     layout: Layout
     stamps: dict
+    locks: list
+
+    def release(self):
+        """
+        Let another run use the directories, and leave no lock file behind
+        (a process that dies releases its locks too, but leaves the file).
+        """
+        for lock in self.locks:
+            try:
+                os.unlink(lock.name)
+            except OSError:
+                pass
+            lock.close()
+        self.locks = []
 
     def spec(self, attempt):
         """
@@ -100,6 +116,7 @@ def plan_job(config):
             raise ConfigError(f"cannot create {name} directory {path!r}: {e.strerror}") from e
     config.input, config.intermediate, config.output = (
         os.path.abspath(p) for p in (config.input, config.intermediate, config.output))
+    locks = lock_directories(config)
     for directory in {config.intermediate, config.output}:
         remove_job_files(directory)
     # Each input's size and modification time now: a map that finds its
@@ -113,4 +130,29 @@ def plan_job(config):
         task_timeout=config.task_timeout, speculation=config.speculation,
         speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records)
     layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
-    return Plan(config, job, scheduler, layout, stamps)
+    return Plan(config, job, scheduler, layout, stamps, locks)
+
+
+def lock_directories(config):
+    """
+    Take the output and intermediate directories for this run, before
+    anything in them is removed.
+
+    @raise ConfigError: another run holds one of them, or it is not writable.
+    """
+    who = (f"a txmr run of {config.job} (pid {os.getpid()} on {socket.gethostname()}, "
+           f"since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+    locks = []
+    try:
+        for directory in sorted({config.intermediate, config.output}):
+            locks.append(lock_directory(directory, who))
+    except DirectoryInUse as e:
+        for lock in locks:
+            lock.close()
+        raise ConfigError(str(e)) from e
+    except OSError as e:
+        for lock in locks:
+            lock.close()
+        raise ConfigError(f"cannot write in {e.filename and os.path.dirname(e.filename)!r}: "
+                          f"{e.strerror}") from e
+    return locks

@@ -157,3 +157,40 @@ def fsync_directory(path):
         pass
     finally:
         os.close(fd)
+
+
+class DirectoryInUse(Exception):
+    """
+    Another txmr run holds the directory.
+    """
+
+
+LOCK_NAME = ".txmr.lock"
+
+
+def lock_directory(directory, who):
+    """
+    Take the directory for one run, so that a second driver (or inline run)
+    on it refuses to start instead of removing the first one's files.  The
+    lock (an C{flock} on C{.txmr.lock}) lasts while the returned file is
+    open: the process's life, unless it is closed sooner (see
+    L{txmr.plan.Plan.release}).
+
+    @param who: what the lock file says of its holder, for the refusal.
+    @raise DirectoryInUse: naming the holder.
+    """
+    import fcntl
+
+    f = open(os.path.join(directory, LOCK_NAME), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise DirectoryInUse(f"{directory} is in use by {holder}") from None
+    f.seek(0)
+    f.truncate()
+    f.write(who + "\n")
+    f.flush()
+    return f

@@ -348,6 +348,8 @@ class Coordinator:
                 closing.write_summary(self.config.summary_file, view, self.last_traceback())
         except Exception:
             log.failure("while settling the job's files")
+        # The driver writes nothing more in the job's directories.
+        self.plan.release()
         for worker in self.polls:
             self.polls.answer(worker, Done(ok))
         for peer in list(self.peers.values()):

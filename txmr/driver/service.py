@@ -120,6 +120,7 @@ class DriverService(service.MultiService):
 
     def stopService(self):
         self.coordinator.stop()
+        self.coordinator.plan.release()
         return super().stopService()
 
 def address_of(host):
