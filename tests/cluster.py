@@ -117,7 +117,7 @@ class Cluster:
                 "--output", self.output, "--mappers", str(self.maps),
                 "--reducers", str(self.reduces), "--job", self.job,
                 "--heartbeat", str(self.heartbeat),
-                "--heartbeat-timeout", str(self.heartbeat_timeout)]
+                "--heartbeat-timeout", str(self.heartbeat_timeout), "--linger", "1"]
         if listen:
             args += ["--listen", "tcp:0:interface=127.0.0.1",
                      "--port-file", os.path.join(self.base, "address")]

@@ -90,7 +90,7 @@ class MemoryDriverMixin:
             input=os.path.join(base, "in"), intermediate=os.path.join(base, "mid"),
             output=os.path.join(base, "out"), mappers=self.maps, reducers=1,
             listen="tcp:0:interface=127.0.0.1", heartbeat=1, heartbeat_timeout=5,
-            poll=30, max_attempts=2)
+            poll=30, max_attempts=2, linger=0)
         settings.update(self.options)
         self.config = DriverConfig(**settings)
         self.reactor = MemoryReactorClock()

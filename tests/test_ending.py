@@ -87,6 +87,28 @@ class EndingTests(unittest.TestCase):
         self.ending.stop()
         self.assertEqual((self.ending.phase, self.exits), (Phase.RUNNING, []))
 
+    def test_lingers_telling_late_workers_then_exits(self):
+        ending = Ending(self.clock, http_lease=60, linger=5,
+                        on_exit=lambda code, message: self.exits.append((code, message)))
+        ending.begin(True, "job finished")
+        ending.settled()
+        self.assertEqual((ending.phase, self.exits), (Phase.LINGERING, []))
+        late = Peer()
+        self.clock.advance(4)
+        ending.tell(late)
+        self.assertEqual(late.told, [(True, "job finished")])
+        self.clock.advance(1)
+        self.assertEqual(self.exits, [(0, "job finished")], "a late worker is not waited for")
+
+    def test_stopped_while_lingering_exits_at_once(self):
+        ending = Ending(self.clock, http_lease=60, linger=5,
+                        on_exit=lambda code, message: self.exits.append((code, message)))
+        ending.begin(False, "job failed: x")
+        ending.settled()
+        ending.stop()
+        self.assertEqual(self.exits, [(1, "job failed: x")])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_exit_once(self):
         self.ending.exit(1, "cannot listen")
         self.ending.begin(True, "job finished")

@@ -44,7 +44,7 @@ class DriverFixture:
             input=os.path.join(base, "in"), intermediate=os.path.join(base, "mid"),
             output=os.path.join(base, "out"), mappers=self.maps, reducers=1,
             listen="tcp:0:interface=127.0.0.1", heartbeat=60, heartbeat_timeout=120,
-            poll=30, max_attempts=2)
+            poll=30, max_attempts=2, linger=0)
         self.driver = makeService(self.config, reactor)
         self.coordinator = self.driver.coordinator
         self.job = load_job(self.config.job)

@@ -129,7 +129,9 @@ class LocalCluster:
             "txmr-driver", "--job", a.job, "--input", a.input, "--output", a.output,
             "--intermediate", a.intermediate or os.path.join(self.work, "intermediate"),
             "--listen", "tcp:0:interface=127.0.0.1", "--port-file", port_file,
-            "--summary-file", self.summary_file] + driver_flags(a))
+            "--summary-file", self.summary_file,
+            # This command knows its workers: no late one to wait for.
+            "--linger", "0"] + driver_flags(a))
         deadline = time.monotonic() + 60
         while not os.path.exists(port_file):
             if self.driver.poll() is not None or time.monotonic() > deadline:

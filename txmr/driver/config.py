@@ -20,6 +20,8 @@ class DriverConfig(JobConfig):
         ask again.
     @ivar http_lease: how long an HTTP worker's task stays leased without a
         request bearing its C{worker-pid}.
+    @ivar linger: how long the driver stays after a job, telling workers
+        that arrive late that it is over.
     """
 
     listen: str = "tcp:5000:interface=127.0.0.1"
@@ -31,6 +33,7 @@ class DriverConfig(JobConfig):
     http_lease: float = 60.0
     summary_file: str | None = None
     secret: str | None = None
+    linger: float = 5.0
 
     def check(self):
         """
@@ -39,6 +42,8 @@ class DriverConfig(JobConfig):
         """
         if self.heartbeat <= 0 or self.heartbeat_timeout <= self.heartbeat:
             raise ConfigError("--heartbeat must be positive and below --heartbeat-timeout")
+        if self.linger < 0:
+            raise ConfigError("--linger must not be negative")
         for flag, description in (("--listen", self.listen), ("--http", self.http)):
             if description:
                 try:

@@ -53,7 +53,7 @@ class Coordinator:
         self.clock = clock
         self.peers = {}
         self.polls = LongPolls(clock, config.poll)
-        self.ending = Ending(clock, config.http_lease, on_exit)
+        self.ending = Ending(clock, config.http_lease, on_exit, linger=config.linger)
         self.done = self.ending.done
         self.tracebacks = {}
         self.rtts = {}

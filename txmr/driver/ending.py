@@ -1,15 +1,19 @@
 """
 The end of a job, as one state machine.
 
-    RUNNING --begin--> TELLING --(settled, and every worker told)--> EXITED
+    RUNNING --begin--> TELLING --(settled, every worker told)--> LINGERING
+    LINGERING --(linger seconds)--> EXITED
     RUNNING --exit---> EXITED                    (the driver cannot listen)
-    TELLING --stop---> EXITED                    (the daemon is stopped)
+    TELLING, LINGERING --stop---> EXITED         (the daemon is stopped)
 
 In TELLING the driver settles the job's files, then tells every connected
 worker the job is over, and any worker that joins meanwhile; the seed's
 HTTP workers are told when they next ask, so each live one is waited for,
-at most for its lease.  The driver exits, with the job's code, once it has
-settled and all have heard (or could not be told).
+at most for its lease.  Once it has settled and all have heard (or could
+not be told), it lingers a few seconds, telling any worker that arrives
+late (one slower to start than a short job) that the job is over, so that
+it exits 0 at once rather than wait for a driver that is gone.  Then the
+driver exits, with the job's code.
 """
 
 from enum import Enum
@@ -20,6 +24,7 @@ from twisted.internet import defer
 class Phase(Enum):
     RUNNING = "running"
     TELLING = "telling"
+    LINGERING = "lingering"
     EXITED = "exited"
 
 
@@ -28,9 +33,10 @@ class Ending:
     @ivar done: fires with the exit code when the driver exits.
     """
 
-    def __init__(self, clock, http_lease, on_exit=None):
+    def __init__(self, clock, http_lease, on_exit=None, linger=0.0):
         self.clock = clock
         self.http_lease = http_lease
+        self.linger = linger
         self.on_exit = on_exit
         self.phase = Phase.RUNNING
         self.ok = None
@@ -40,6 +46,7 @@ class Ending:
         self._waiting = 0
         self._untold_http = set()
         self._lease_call = None
+        self._linger_call = None
 
     @property
     def running(self):
@@ -60,7 +67,11 @@ class Ending:
         """
         Tell a worker the job is over; in RUNNING, nothing.  C{peer.tell_over}
         returns a Deferred that fires when the worker heard, or could not.
+        While lingering, the driver does not wait for it.
         """
+        if self.phase is Phase.LINGERING:
+            peer.tell_over(self.ok, self.message).addErrback(lambda _: None)
+            return
         if self.phase is not Phase.TELLING:
             return
         self._waiting += 1
@@ -99,7 +110,14 @@ class Ending:
 
     def _maybe_exit(self):
         if self.phase is Phase.TELLING and not self._waiting and not self._untold_http:
-            self.exit(0 if self.ok else 1, self.message)
+            if self.linger > 0:
+                self.phase = Phase.LINGERING
+                self._linger_call = self.clock.callLater(self.linger, self._exit_with_code)
+            else:
+                self._exit_with_code()
+
+    def _exit_with_code(self):
+        self.exit(0 if self.ok else 1, self.message)
 
     def exit(self, code, message):
         """
@@ -117,11 +135,12 @@ class Ending:
         """
         The daemon stops: a job that is over exits now with its code.
         """
-        if self.phase is Phase.TELLING:
-            self.exit(0 if self.ok else 1, self.message)
+        if self.phase in (Phase.TELLING, Phase.LINGERING):
+            self._exit_with_code()
         self._cancel_lease()
 
     def _cancel_lease(self):
-        if self._lease_call is not None and self._lease_call.active():
-            self._lease_call.cancel()
-        self._lease_call = None
+        for call in (self._lease_call, self._linger_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._lease_call = self._linger_call = None

@@ -68,6 +68,8 @@ class DriverOptions(usage.Options):
                                     "HTTP client (for a driver others can reach)."],
         ["http", None, None, "Serve HTTP (status page, API, metrics) on this endpoint too; "
                              "the main port serves it anyway."],
+        ["linger", None, 5.0, "After the job, stay this many seconds telling workers that "
+                              "arrive late that it is over (0: exit at once).", float],
         ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
                                    "request bearing its worker-pid.", positive_float],
     ]
@@ -104,6 +106,7 @@ class DriverOptions(usage.Options):
             summary_file=self["summary-file"],
             secret=read_secret(self["secret-file"]),
             http_lease=self["http-lease"],
+            linger=self["linger"],
         )
 
 
