@@ -154,6 +154,45 @@ class RunTests(unittest.TestCase):
         self.assertEqual(processes_under(self.base), [])
 
 
+class SecretRunTests(unittest.TestCase):
+    def test_run_has_a_secret_and_prints_the_status_url(self):
+        """
+        Each txmr run makes a fresh secret for its own driver and workers,
+        and prints the status page's URL with it: that URL works with
+        txmr status; the driver's port without the secret does not.
+        """
+        base = os.path.abspath(self.mktemp())
+        corpus = os.path.join(base, "in")
+        write_corpus(corpus)
+        env = dict(os.environ, TXMR_TEST_DIR=base, TXMR_SLOW_SECONDS="20", TMPDIR=base)
+        run = subprocess.Popen(
+            TXMR + ["run", os.path.join(JOBS, "slow.py"), "-i", corpus, "-o",
+                    os.path.join(base, "out"), "-w", "1", "-m", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            stdin=subprocess.DEVNULL)
+
+        def stop():
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+                run.wait(30)
+        self.addCleanup(stop)
+        line = run.stderr.readline()
+        self.assertIn("txmr: status page at http://127.0.0.1:", line)
+        url = line.split(" at ", 1)[1].strip()
+        self.assertIn("/?token=", url)
+        wait_for(lambda: [n for n in os.listdir(base) if n.startswith("running-map")], 60,
+                 "a map to start")
+        result = subprocess.run(TXMR + ["status", url], capture_output=True, text=True,
+                                timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("map    0/2 finished, 1 running", result.stdout)
+        bare = url.split("/?", 1)[0]
+        result = subprocess.run(TXMR + ["status", bare], capture_output=True, text=True,
+                                timeout=30)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("401", result.stderr)
+
+
 class StatusTests(unittest.TestCase):
     def test_status_of_running_job(self):
         cluster = Cluster.slow_job(self, maps=2, seconds=30)

@@ -13,12 +13,14 @@ processes, follows the driver's C{/api/job}, and stops them all on Ctrl-C.
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 from txmr.core.counters import lines
@@ -125,11 +127,18 @@ class LocalCluster:
         a = self.a
         port_file = os.path.join(self.work, "address")
         self.summary_file = os.path.join(self.work, "summary.json")
+        # A fresh secret for each run: every local user can reach the port,
+        # but only this command's own driver and workers know the secret.
+        self.secret = secrets.token_urlsafe(32)
+        self.secret_file = os.path.join(self.work, "secret")
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.secret + "\n")
         self.driver = self.spawn("driver", [
             "txmr-driver", "--job", a.job, "--input", a.input, "--output", a.output,
             "--intermediate", a.intermediate or os.path.join(self.work, "intermediate"),
             "--listen", "tcp:0:interface=127.0.0.1", "--port-file", port_file,
-            "--summary-file", self.summary_file,
+            "--summary-file", self.summary_file, "--secret-file", self.secret_file,
             # This command knows its workers: no late one to wait for.
             "--linger", "0"] + driver_flags(a))
         deadline = time.monotonic() + 60
@@ -141,12 +150,14 @@ class LocalCluster:
             self.address = f.read().strip()
         port = self.address.rsplit("port=", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
+        print(f"txmr: status page at {self.url}/?token={self.secret}", file=sys.stderr,
+              flush=True)
         self.workers = [self.start_worker(i) for i in range(a.workers)]
         self.restarts = 0
 
     def start_worker(self, i):
         return self.spawn(f"worker-{i}", ["txmr-worker", "--driver", self.address,
-                                          "--give-up", "30"])
+                                          "--give-up", "30", "--secret-file", self.secret_file])
 
     @property
     def may_restart(self):
@@ -180,8 +191,10 @@ class LocalCluster:
         return "\n".join(lines) or "the driver did not start"
 
     def state(self):
+        request = urllib.request.Request(self.url + "/api/job",
+                                         headers={"Authorization": f"Bearer {self.secret}"})
         try:
-            with urllib.request.urlopen(self.url + "/api/job", timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return json.load(response)
         except (OSError, ValueError):
             return None
@@ -290,8 +303,23 @@ def status(a):
     address = a.address
     if "://" not in address:
         address = "http://" + (address if ":" in address else f"127.0.0.1:{address}")
+    # The URL `txmr run` prints carries the secret as ?token=.
+    url = urllib.parse.urlsplit(address)
+    token = (urllib.parse.parse_qs(url.query).get("token") or [None])[0]
+    if a.secret_file:
+        from txmr.daemon import read_secret
+        from twisted.python.usage import UsageError
+
+        try:
+            token = read_secret(a.secret_file)
+        except UsageError as e:
+            print(f"txmr: {e}", file=sys.stderr)
+            return 2
+    base = urllib.parse.urlunsplit((url.scheme, url.netloc, url.path.rstrip("/"), "", ""))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(address.rstrip("/") + "/api/job", timeout=5) as response:
+        request = urllib.request.Request(base + "/api/job", headers=headers)
+        with urllib.request.urlopen(request, timeout=5) as response:
             job = json.load(response)
     except (OSError, ValueError) as e:
         print(f"txmr: cannot read the job at {address}: {e}", file=sys.stderr)
@@ -327,7 +355,9 @@ def parser():
     r.add_argument("--skip-bad-records", action="store_true")
     r.set_defaults(func=run)
     s = sub.add_parser("status", help="print a running job's progress")
-    s.add_argument("address", help="the driver: http://HOST:PORT, HOST:PORT or PORT")
+    s.add_argument("address", help="the driver: http://HOST:PORT (as txmr run prints it, "
+                                   "with its ?token=), HOST:PORT or PORT")
+    s.add_argument("--secret-file", help="the driver's secret (as the daemons take it)")
     s.set_defaults(func=status)
     return p
 
