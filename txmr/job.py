@@ -96,6 +96,21 @@ class Job:
             )
         self.has_combiner = callable(getattr(probe, "combine", None))
 
+    def source_digest(self):
+        """
+        A digest of the job's source file, or "" when it has none: a driver
+        resumes a run only for the same code.
+        """
+        import hashlib
+
+        module = inspect.getmodule(self._target)
+        try:
+            path = inspect.getsourcefile(module)
+            with open(path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        except (TypeError, OSError):
+            return ""
+
     def instance(self):
         """
         What a task calls: a new instance for a class job, else the module.

@@ -87,10 +87,11 @@ class Plan:
         return TaskSpec(output=config.output, memory=config.memory, **common)
 
 
-def plan_job(config):
+def plan_job(config, clear=True):
     """
-    Check the configuration, load the job, create the directories, clear
-    files of an earlier run, and deal the input to the map tasks.
+    Check the configuration, load the job, create and lock the directories,
+    clear files of an earlier run (unless not C{clear}: the driver decides
+    from its journal), and deal the input to the map tasks.
 
     @raise ConfigError: with the one line to show the user.
     """
@@ -117,8 +118,9 @@ def plan_job(config):
     config.input, config.intermediate, config.output = (
         os.path.abspath(p) for p in (config.input, config.intermediate, config.output))
     locks = lock_directories(config)
-    for directory in {config.intermediate, config.output}:
-        remove_job_files(directory)
+    if clear:
+        for directory in {config.intermediate, config.output}:
+            remove_job_files(directory)
     # Each input's size and modification time now: a map that finds its
     # file changed fails the job, naming it.
     stamps = {name: stamp(os.path.join(config.input, name))

@@ -123,6 +123,44 @@ class Scheduler:
         return [w for w in self.workers.values()
                 if not w.lost and now - w.last_seen > (w.timeout or timeout)]
 
+    # -- a run resumed -------------------------------------------------------
+
+    def number_attempts_from(self, first):
+        """
+        Number this run's attempts from C{first}: a resumed run's attempts
+        never share an id (nor a temporary file) with an earlier run's.
+        """
+        if self.attempts:
+            raise SchedulingError("attempts were already handed out")
+        self._next_attempt = first
+
+    def restore(self, kind, index, attempt_id, counters, skip, now):
+        """
+        A task that an earlier run of this job committed, and whose files
+        are still in place: it is FINISHED, by that run's attempt.
+        """
+        task = self.task(kind, index)
+        if task.state is TaskState.FINISHED:
+            return
+        if task.kind is Kind.REDUCE and self._unfinished[Kind.MAP]:
+            raise SchedulingError(f"{task} cannot be restored before every map")
+        attempt = Attempt(attempt_id, task, "earlier-run", now, state=AttemptState.SUCCEEDED,
+                          finished=now)
+        self.attempts[attempt_id] = attempt
+        task.attempts.append(attempt)
+        task.winner = attempt
+        task.state = TaskState.FINISHED
+        task.counters = counters
+        for record in skip:
+            task.skip.append(record)
+            self.skipped_records.append(SkippedRecord(task.kind, task.index, record))
+        self._unfinished[task.kind] -= 1
+        if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
+            for reduce in self.reduces:
+                self.placement.ready(reduce)
+        if not self._unfinished[Kind.REDUCE]:
+            self.state = JobState.FINISHED
+
     # -- workers ----------------------------------------------------------
 
     def register(self, worker_id, now, info=None, timeout=None, slots=1):

@@ -22,6 +22,9 @@ class DriverConfig(JobConfig):
         request bearing its C{worker-pid}.
     @ivar linger: how long the driver stays after a job, telling workers
         that arrive late that it is over.
+    @ivar journal: where the driver journals the job (default: in the
+        intermediate directory); see L{txmr.driver.journal}.
+    @ivar fresh: start over even if the journal holds an earlier run.
     """
 
     listen: str = "tcp:5000:interface=127.0.0.1"
@@ -34,6 +37,8 @@ class DriverConfig(JobConfig):
     summary_file: str | None = None
     secret: str | None = None
     linger: float = 5.0
+    journal: str | None = None
+    fresh: bool = False
 
     def check(self):
         """

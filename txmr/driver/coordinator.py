@@ -9,6 +9,7 @@ job.  An AMP worker's connection is a I{peer} to it: anything with
 C{cancel}, C{tell_over}, C{ping}, C{abort} and C{close}.
 """
 
+import sqlite3
 import time
 import uuid
 
@@ -44,8 +45,9 @@ class Coordinator:
     @ivar done: fires with the driver's exit code.
     """
 
-    def __init__(self, config, plan, clock, on_exit=None):
+    def __init__(self, config, plan, clock, on_exit=None, journal=None):
         self.config = config
+        self.journal = journal
         self.plan = plan
         self.job = plan.job
         self.scheduler = plan.scheduler
@@ -302,12 +304,25 @@ class Coordinator:
             log.warn("{attempt} on worker {worker}: {error}", attempt=attempt,
                      worker=attempt.worker, error=error)
             return self.scheduler.commit_failed(commit, self.now(), error)
+        self._journal(lambda j: j.committed(attempt, commit.counters))
         instructions = self.scheduler.committed(commit, self.now())
         secs = attempt.duration(self.now())
         if secs >= LOG_TASKS_LONGER or len(task.attempts) > 1:
             log.info("{attempt} finished on worker {worker} in {secs:.2f}s",
                      attempt=attempt, worker=attempt.worker, secs=secs)
         return instructions
+
+    def _journal(self, write):
+        """
+        Journal something; a journal that cannot be written costs only the
+        ability to resume (the task runs again after a crash), not the job.
+        """
+        if self.journal is None:
+            return
+        try:
+            write(self.journal)
+        except (sqlite3.Error, OSError) as e:
+            log.error("cannot write the journal: {error}", error=e)
 
     def _cancel(self, attempt):
         peer = self.peers.get(attempt.worker)
@@ -348,6 +363,7 @@ class Coordinator:
                 closing.write_summary(self.config.summary_file, view, self.last_traceback())
         except Exception:
             log.failure("while settling the job's files")
+        self._journal(lambda j: j.ended(ok))
         # The driver writes nothing more in the job's directories.
         self.plan.release()
         for worker in self.polls:

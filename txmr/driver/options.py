@@ -68,6 +68,8 @@ class DriverOptions(usage.Options):
                                     "HTTP client (for a driver others can reach)."],
         ["http", None, None, "Serve HTTP (status page, API, metrics) on this endpoint too; "
                              "the main port serves it anyway."],
+        ["journal", None, None, "Journal the job here, to resume it after a crash (default: "
+                                ".txmr-journal.sqlite in the intermediate directory)."],
         ["linger", None, 5.0, "After the job, stay this many seconds telling workers that "
                               "arrive late that it is over (0: exit at once).", float],
         ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
@@ -76,6 +78,7 @@ class DriverOptions(usage.Options):
     optFlags = [
         ["no-speculation", None, "Never start backup attempts of stragglers."],
         ["skip-bad-records", None, "Skip input records on which map attempts keep failing."],
+        ["fresh", None, "Start over, removing an earlier run's files, instead of resuming it."],
     ]
 
     def parseOptions(self, options=None):
@@ -107,6 +110,8 @@ class DriverOptions(usage.Options):
             secret=read_secret(self["secret-file"]),
             http_lease=self["http-lease"],
             linger=self["linger"],
+            journal=self["journal"],
+            fresh=bool(self["fresh"]),
         )
 
 

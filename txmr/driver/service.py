@@ -17,6 +17,7 @@ from txmr.data.layout import write_atomically
 from txmr.driver.connection import DriverProtocol
 from txmr.driver.coordinator import Coordinator
 from txmr.driver.heartbeat import Heartbeat
+from txmr.driver.resume import open_journal
 from txmr.driver.web import SniffingFactory, site
 from txmr.plan import plan_job
 
@@ -62,13 +63,13 @@ class DriverService(service.MultiService):
         listens.
     """
 
-    def __init__(self, config, plan, reactor=None, on_exit=None):
+    def __init__(self, config, plan, reactor=None, on_exit=None, journal=None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.config = config
         self.reactor = reactor
-        self.coordinator = Coordinator(config, plan, reactor, on_exit)
+        self.coordinator = Coordinator(config, plan, reactor, on_exit, journal)
         self.done = self.coordinator.done
         self.address = None
         web = site(self.coordinator)
@@ -109,6 +110,9 @@ class DriverService(service.MultiService):
         log.info("txmr driver listening on {address}", address=self.address)
         if self.config.port_file:
             write_atomically(self.config.port_file, self.address + "\n")
+        if self.coordinator.scheduler.over:
+            log.info("the journal says this job is already complete: nothing to run")
+            self.coordinator.finish()
 
     def _listening_http(self, port):
         log.info("txmr driver serving HTTP on {address}", address=address_of(port.getHost()))
@@ -144,5 +148,13 @@ def makeService(config, reactor=None, on_exit=None):
     @raise txmr.plan.ConfigError: before anything runs, if the job cannot
         start.
     """
+    if reactor is None:
+        from twisted.internet import reactor
     config.check()
-    return DriverService(config, plan_job(config), reactor, on_exit)
+    plan = plan_job(config, clear=False)
+    try:
+        journal = open_journal(config, plan, reactor.seconds())
+    except BaseException:
+        plan.release()
+        raise
+    return DriverService(config, plan, reactor, on_exit, journal)

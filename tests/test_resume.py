@@ -1,0 +1,173 @@
+"""
+A driver that survives its own crash: its journal, and the run that
+resumes it, in memory.  A "crash" here stops the first driver without
+letting it end its job, as a killed process would.
+"""
+
+import dataclasses
+import os
+
+from twisted.trial import unittest
+
+from txmr import protocol
+from txmr.core.spec import TaskSpec
+from txmr.core.states import AttemptState, Kind
+from txmr.driver.journal import ATTEMPT_BLOCK
+from txmr.driver.service import makeService
+from txmr.plan import ConfigError
+
+from tests.memory import MemoryDriverMixin
+from tests.oracle import read_output, reference
+
+
+class ResumeTests(MemoryDriverMixin, unittest.TestCase):
+    maps = 3
+    files = 4
+    options = {"reducers": 2}
+
+    def crash(self):
+        """
+        The driver dies mid-job: no ending, its connections gone, its locks
+        released (as the kernel does for a dead process).
+        """
+        self.driver.stopService()
+        self.flush()
+        self.pumps = []
+
+    def restart(self, **changes):
+        """
+        The same command line again (with C{changes}): the new driver.
+        """
+        self.config = dataclasses.replace(self.config, **changes)
+        self.driver = makeService(self.config, self.reactor,
+                                  on_exit=lambda code, message: self.exits.append(code))
+        self.coordinator = self.driver.coordinator
+        self.scheduler = self.coordinator.scheduler
+        self.driver.startService()
+        self.addCleanup(self.driver.stopService)
+        self.factory = self.reactor.tcpServers[-1][1]
+        return self.driver
+
+    def run_tasks(self, client, kinds=(Kind.MAP, Kind.REDUCE), limit=None):
+        """
+        Run the tasks the driver hands out, while they are of C{kinds}.
+        """
+        ran = []
+        answer = self.successResultOf(self.call(client, protocol.GetTask, wait=False))
+        while answer["action"] == "run" and (limit is None or len(ran) < limit):
+            spec = TaskSpec.from_json(answer["task"])
+            if spec.kind not in kinds:
+                break
+            ran.append((spec.kind, spec.index, spec.attempt))
+            self.successResultOf(self.run_and_report(client, spec))
+            answer = self.successResultOf(self.call(client, protocol.GetTask, wait=False))
+        return ran
+
+    def expected(self):
+        return reference(self.config.job, self.config.input)
+
+    def test_crash_after_the_maps_resumes_with_the_reduces(self):
+        ran = self.run_tasks(self.connect(), kinds=(Kind.MAP,))
+        self.assertEqual([k for k, _, _ in ran], [Kind.MAP] * 3)
+        self.crash()
+        self.restart()
+        restored = [a for a in self.scheduler.attempts.values()]
+        self.assertEqual(sorted((a.task.kind, a.task.index, a.id) for a in restored), ran)
+        self.assertTrue(all(a.state is AttemptState.SUCCEEDED for a in restored))
+        again = self.run_tasks(self.connect())
+        self.assertEqual([(k, i) for k, i, _ in again], [(Kind.REDUCE, 0), (Kind.REDUCE, 1)],
+                         "no map runs again")
+        self.assertTrue(all(a > ATTEMPT_BLOCK for _, _, a in again),
+                        "the new run's attempt ids are its own")
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+        counters = self.scheduler.summed_counters()["txmr"]
+        self.assertEqual(counters["map_input_records"], 8, "the earlier run's counters count")
+
+    def test_crash_mid_reduce_keeps_the_finished_reduce(self):
+        ran = self.run_tasks(self.connect(), limit=4)
+        self.assertEqual(ran[-1][0], Kind.REDUCE)
+        self.crash()
+        self.restart()
+        again = self.run_tasks(self.connect())
+        self.assertEqual(len(again), 1)
+        self.assertEqual(again[0][:2], (Kind.REDUCE, 1 - ran[-1][1]))
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+
+    def test_a_commit_whose_files_are_gone_runs_again(self):
+        """
+        The crash came between the journal write and the renames (or the
+        files were lost since): the task runs again.
+        """
+        ran = self.run_tasks(self.connect(), kinds=(Kind.MAP,))
+        self.crash()
+        lost = ran[1]
+        os.unlink(self.coordinator.layout.map_output(lost[1], 0))
+        self.restart()
+        again = self.run_tasks(self.connect())
+        self.assertEqual([(k, i) for k, i, _ in again],
+                         [(Kind.MAP, lost[1]), (Kind.REDUCE, 0), (Kind.REDUCE, 1)])
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+
+    def test_files_the_journal_does_not_claim_are_redone(self):
+        """
+        The crash came between the renames and the journal write: the
+        files are there, unclaimed; the task runs again and replaces them.
+        """
+        ran = self.run_tasks(self.connect(), kinds=(Kind.MAP,))
+        self.crash()
+        self.coordinator.journal.db.execute("DELETE FROM commits WHERE task = ?", (ran[0][1],))
+        self.restart()
+        again = self.run_tasks(self.connect())
+        self.assertEqual([(k, i) for k, i, _ in again][:1], [(Kind.MAP, ran[0][1])])
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+
+    def test_a_changed_input_refuses_to_resume(self):
+        self.run_tasks(self.connect(), kinds=(Kind.MAP,), limit=1)
+        self.crash()
+        with open(os.path.join(self.config.input, "in-2.txt"), "a") as f:
+            f.write("one more line\n")
+        e = self.assertRaises(ConfigError, self.restart)
+        self.assertIn("input files changed: in-2.txt", str(e))
+        self.assertIn("--fresh", str(e))
+        self.assertEqual(self.exits, [])
+        self.restart(fresh=True)
+        again = self.run_tasks(self.connect())
+        self.assertEqual(len(again), 5, "everything runs again")
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+
+    def test_other_flags_refuse_to_resume(self):
+        self.run_tasks(self.connect(), kinds=(Kind.MAP,), limit=1)
+        self.crash()
+        e = self.assertRaises(ConfigError, self.restart, reducers=3)
+        self.assertIn("reducers was 2, now 3", str(e))
+
+    def test_a_complete_job_is_not_run_again(self):
+        self.run_tasks(self.connect())
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        output = read_output(self.config.output, 2)
+        self.driver.stopService()
+        self.restart()
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        self.assertEqual([a.worker for a in self.scheduler.attempts.values()],
+                         ["earlier-run"] * 5)
+        self.assertEqual(read_output(self.config.output, 2), output)
+
+    def test_a_failed_job_starts_over(self):
+        client = self.connect()
+        for _ in range(10):
+            spec = TaskSpec.from_json(self.successResultOf(
+                self.call(client, protocol.GetTask))["task"])
+            self.successResultOf(self.call(
+                client, protocol.TaskFailed, kind=str(spec.kind), index=spec.index,
+                attempt=spec.attempt, error="E", traceback="", record=None))
+            if self.driver.done.called:
+                break
+        self.assertEqual(self.successResultOf(self.driver.done), 1)
+        self.driver.stopService()
+        self.restart()
+        self.assertEqual(self.scheduler.attempts, {})
+        self.run_tasks(self.connect())
+        self.assertEqual(read_output(self.config.output, 2), self.expected())

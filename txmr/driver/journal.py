@@ -1,0 +1,156 @@
+"""
+The driver's journal: what a restarted driver needs to resume its job.
+
+An SQLite database (the standard library's C{sqlite3}, in WAL mode) holds
+the job's identity (its code, its input files with their sizes and
+modification times, the flags that change its output), an epoch that grows
+at each start, and every committed attempt with its counters and skipped
+records, one transaction per commit.  The driver renames an attempt's files
+into place first and journals the commit second: a crash between the two
+leaves a task whose files are there but that the journal does not claim,
+and it simply runs again.
+
+A restarted driver with the same identity keeps the tasks the journal
+claims whose files are all present; with another identity it refuses to
+resume and says what changed.
+"""
+
+import json
+import os
+import sqlite3
+
+from txmr.core.states import Kind
+
+JOURNAL_NAME = ".txmr-journal.sqlite"
+
+# Attempt ids of epoch E start at (E - 1) * ATTEMPT_BLOCK + 1: an attempt
+# of an earlier run never shares a temporary file name with one of this run.
+ATTEMPT_BLOCK = 10 ** 9
+
+
+def identity(config, job, stamps):
+    """
+    What must be equal for a run to resume another: the job's code, its
+    input, and every flag that changes its output.
+    """
+    return {
+        "job": job.name,
+        "job_source": job.source_digest(),
+        "input": config.input,
+        "inputs": stamps,
+        "intermediate": config.intermediate,
+        "output": config.output,
+        "mappers": config.mappers,
+        "reducers": config.reducers,
+        "skip_bad_records": config.skip_bad_records,
+    }
+
+
+def differences(old, new):
+    """
+    What changed between two identities, in words.
+    """
+    out = []
+    for key in new:
+        if old.get(key) == new[key]:
+            continue
+        if key == "inputs":
+            before, after = old.get(key) or {}, new[key]
+            changed = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more"
+                                             if len(changed) > 5 else "")
+            out.append(f"input files changed: {shown}")
+        elif key == "job_source":
+            out.append("the job's source changed")
+        else:
+            out.append(f"{key} was {old.get(key)!r}, now {new[key]!r}")
+    return out
+
+
+class Journal:
+    """
+    One job's journal.  C{epoch} is this run's; C{previous} the identity of
+    the run that wrote it, if any.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS commits (kind TEXT, task INTEGER, "
+                        "attempt INTEGER, epoch INTEGER, counters TEXT, skip TEXT, "
+                        "PRIMARY KEY (kind, task))")
+
+    def _get(self, key):
+        row = self.db.execute("SELECT value FROM job WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _set(self, key, value):
+        self.db.execute("INSERT OR REPLACE INTO job VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def previous(self):
+        return self._get("identity")
+
+    @property
+    def state(self):
+        return self._get("state")
+
+    def start(self, identity, fresh):
+        """
+        Begin a run: a new epoch of the same job, or (C{fresh}) a new job.
+
+        @return: this run's epoch.
+        """
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if fresh:
+                self.db.execute("DELETE FROM commits")
+                self.db.execute("DELETE FROM job")
+            epoch = (self._get("epoch") or 0) + 1
+            self._set("identity", identity)
+            self._set("epoch", epoch)
+            self._set("state", "running")
+        self.epoch = epoch
+        return epoch
+
+    def commits(self):
+        """
+        The committed attempts: C{(kind, task, attempt, counters, skip)}.
+        """
+        rows = self.db.execute("SELECT kind, task, attempt, counters, skip FROM commits "
+                               "ORDER BY kind, task")
+        return [(Kind(kind), task, attempt, json.loads(counters), json.loads(skip))
+                for kind, task, attempt, counters, skip in rows]
+
+    def committed(self, attempt, counters):
+        """
+        An attempt's files are in place: its task is done, for good.
+        """
+        task = attempt.task
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO commits VALUES (?, ?, ?, ?, ?, ?)",
+                            (str(task.kind), task.index, attempt.id, self.epoch,
+                             json.dumps(counters), json.dumps(task.skip)))
+
+    def ended(self, ok):
+        """
+        The job is over.  A failed job's files are removed: its next run
+        starts over.
+        """
+        with self.db:
+            if not ok:
+                self.db.execute("DELETE FROM commits")
+            self._set("state", "finished" if ok else "failed")
+
+    def close(self):
+        self.db.close()
+
+
+def journal_path(config):
+    """
+    C{--journal}, or a hidden file in the intermediate directory.
+    """
+    return config.journal or os.path.join(config.intermediate, JOURNAL_NAME)
