@@ -131,13 +131,15 @@ class Cluster:
         with open(os.path.join(self.base, "summary.json")) as f:
             return json.load(f)
 
-    def start_driver(self, *extra):
-        process = self._spawn("driver", self.driver_args(*extra))
+    def start_driver(self, *extra, name="driver"):
         path = os.path.join(self.base, "address")
+        if os.path.exists(path):
+            os.unlink(path)
+        process = self._spawn(name, self.driver_args(*extra))
         wait_for(lambda: os.path.exists(path) or process.poll() is not None, 60,
                  "the driver to listen")
         if process.poll() is not None:
-            raise AssertionError(f"driver exited {process.returncode}:\n{self.log('driver')}")
+            raise AssertionError(f"driver exited {process.returncode}:\n{self.log(name)}")
         with open(path) as f:
             self.address = f.read().strip()
         return process

@@ -106,6 +106,29 @@ class RunTests(unittest.TestCase):
         self.assertIn("ValueError: cannot map", result.stderr)
         self.assertIn("Traceback", result.stderr)
 
+    def test_a_killed_driver_is_started_again_and_resumes(self):
+        corpus = os.path.join(self.base, "in")
+        write_corpus(corpus)
+        out = os.path.join(self.base, "out")
+        env = dict(self.env, TXMR_SLOW_SECONDS="1")
+        run = subprocess.Popen(TXMR + ["run", os.path.join(JOBS, "marked.py"), "-i", corpus,
+                                       "-o", out, "-w", "1", "-m", "4", "-r", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: run.poll() is None and run.kill())
+        wait_for(lambda: len([n for n in os.listdir(self.base) if n.startswith("map-run")]) >= 3,
+                 60, "two maps done and a third running")
+        drivers = [pid for pid in processes_under(self.base)
+                   if b"txmr-driver" in open(f"/proc/{pid}/cmdline", "rb").read()]
+        self.assertEqual(len(drivers), 1)
+        os.kill(drivers[0], signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=120)
+        self.assertEqual(run.returncode, 0, stderr)
+        self.assertIn("the driver died (exit -9); starting it again", stderr)
+        self.assertEqual(read_output(out, 2), counted(corpus))
+        self.assertLessEqual(len([n for n in os.listdir(self.base) if n.startswith("map-run")]),
+                             5, "finished maps do not run again")
+
     def test_always_failing_jobs_fail_with_any_number_of_workers(self):
         """
         With fewer workers than --max-attempts (4), a task that fails on

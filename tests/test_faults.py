@@ -83,6 +83,39 @@ class CrashTests(unittest.TestCase):
         self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
 
 
+class DriverCrashTests(unittest.TestCase):
+    def test_driver_killed_mid_map_and_mid_reduce_resumes(self):
+        """
+        The driver is SIGKILLed while a map runs, then while a reduce runs,
+        and started again each time with the same command: it resumes from
+        its journal, the worker reconnects, finished tasks do not run again,
+        and the output is exact.
+        """
+        cluster = Cluster(self, job="jobs/marked.py", maps=4, reduces=2)
+        write_corpus(cluster.input)
+        cluster.env.update(TXMR_SLOW_SECONDS="1", TXMR_SLOW_REDUCE="1")
+        cluster.start_driver()
+        port = cluster.address.rsplit("port=", 1)[1]
+        same_port = ("--listen", f"tcp:{port}:interface=127.0.0.1")
+        cluster.start_worker("w")
+        wait_for(lambda: len(cluster.scratch_files("map-run")) >= 3, 60,
+                 "two maps done and a third running")
+        cluster.kill("driver")
+        cluster.wait("driver")
+        cluster.start_driver(*same_port, name="driver-2")
+        wait_for(lambda: cluster.scratch_files("reduce-run"), 60, "a reduce to start")
+        cluster.kill("driver-2")
+        cluster.wait("driver-2")
+        cluster.start_driver(*same_port, name="driver-3")
+        self.assertEqual(cluster.wait("driver-3"), 0, cluster.log("driver-3"))
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+        maps, reduces = (len(cluster.scratch_files(f"{k}-run")) for k in ("map", "reduce"))
+        self.assertLessEqual(maps, 4 + 1, "only the map in flight ran again")
+        self.assertLessEqual(reduces, 2 + 1, "only the reduce in flight ran again")
+        self.assertIn("resuming the earlier run (epoch 3)", cluster.log("driver-3"))
+        self.assertEqual(cluster.wait("w"), 0)
+
+
 class BlacklistTests(unittest.TestCase):
     def test_worker_failing_where_others_succeed_is_blacklisted(self):
         """

@@ -134,26 +134,54 @@ class LocalCluster:
         fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(self.secret + "\n")
-        self.driver = self.spawn("driver", [
+        self.port_file = port_file
+        self.driver_args = [
             "txmr-driver", "--job", a.job, "--input", a.input, "--output", a.output,
             "--intermediate", a.intermediate or os.path.join(self.work, "intermediate"),
-            "--listen", "tcp:0:interface=127.0.0.1", "--port-file", port_file,
-            "--summary-file", self.summary_file, "--secret-file", self.secret_file,
+            "--port-file", port_file, "--summary-file", self.summary_file,
+            "--secret-file", self.secret_file,
             # This command knows its workers: no late one to wait for.
-            "--linger", "0"] + driver_flags(a))
-        deadline = time.monotonic() + 60
-        while not os.path.exists(port_file):
-            if self.driver.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(self.failed_to_start())
-            time.sleep(0.02)
-        with open(port_file) as f:
-            self.address = f.read().strip()
+            "--linger", "0"] + driver_flags(a)
+        self.start_driver("tcp:0:interface=127.0.0.1")
         port = self.address.rsplit("port=", 1)[1]
+        # A driver started again listens where its workers look for it.
+        self.listen = f"tcp:{port}:interface=127.0.0.1"
+        self.driver_restarts = 0
         self.url = f"http://127.0.0.1:{port}"
         print(f"txmr: status page at {self.url}/?token={self.secret}", file=sys.stderr,
               flush=True)
         self.workers = [self.start_worker(i) for i in range(a.workers)]
         self.restarts = 0
+
+    def start_driver(self, listen):
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.driver = self.spawn("driver", self.driver_args + ["--listen", listen])
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.port_file):
+            if self.driver.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(self.failed_to_start())
+            time.sleep(0.02)
+        with open(self.port_file) as f:
+            self.address = f.read().strip()
+
+    def restart_dead_driver(self):
+        """
+        A driver killed before its job ended (it wrote no summary) is
+        started again, at most RESTARTS_PER_WORKER times: it resumes the
+        job from its journal, and the workers reconnect to it.
+
+        @return: whether it was restarted.
+        """
+        code = self.driver.returncode
+        if (code == 2 or os.path.exists(self.summary_file)
+                or self.driver_restarts >= RESTARTS_PER_WORKER):
+            return False
+        self.driver_restarts += 1
+        print(f"txmr: the driver died (exit {code}); starting it again, to resume the job",
+              file=sys.stderr, flush=True)
+        self.start_driver(self.listen)
+        return True
 
     def start_worker(self, i):
         return self.spawn(f"worker-{i}", ["txmr-worker", "--driver", self.address,
@@ -233,7 +261,7 @@ def run(a):
     try:
         cluster.start()
         progress = Progress()
-        while cluster.driver.poll() is None:
+        while cluster.driver.poll() is None or cluster.restart_dead_driver():
             cluster.replace_dead_workers()
             if cluster.all_workers_dead():
                 progress.close()
