@@ -6,13 +6,14 @@ letting it end its job, as a killed process would.
 
 import dataclasses
 import os
+import sqlite3
 
 from twisted.trial import unittest
 
 from txmr import protocol
 from txmr.core.spec import TaskSpec
 from txmr.core.states import AttemptState, Kind
-from txmr.driver.journal import ATTEMPT_BLOCK
+from txmr.driver.journal import ATTEMPT_BLOCK, journal_path
 from txmr.driver.service import makeService
 from txmr.plan import ConfigError
 
@@ -27,9 +28,11 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
 
     def crash(self):
         """
-        The driver dies mid-job: no ending, its connections gone, its locks
+        The driver dies mid-job, a reactor turn after its last commit (when
+        the journal is written): no ending, its connections gone, its locks
         released (as the kernel does for a dead process).
         """
+        self.reactor.advance(0)
         self.driver.stopService()
         self.flush()
         self.pumps = []
@@ -117,7 +120,8 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
         """
         ran = self.run_tasks(self.connect(), kinds=(Kind.MAP,))
         self.crash()
-        self.coordinator.journal.db.execute("DELETE FROM commits WHERE task = ?", (ran[0][1],))
+        with sqlite3.connect(journal_path(self.config)) as db:
+            db.execute("DELETE FROM commits WHERE task = ?", (ran[0][1],))
         self.restart()
         again = self.run_tasks(self.connect())
         self.assertEqual([(k, i) for k, i, _ in again][:1], [(Kind.MAP, ran[0][1])])

@@ -64,6 +64,7 @@ class Coordinator:
         self.wall_started = time.time()
         self.ended = None
         self._ids = 0
+        self._flush_call = None
 
     def start(self):
         """
@@ -323,6 +324,13 @@ class Coordinator:
             write(self.journal)
         except (sqlite3.Error, OSError) as e:
             log.error("cannot write the journal: {error}", error=e)
+        if self.journal.dirty and not self._flush_call:
+            # One transaction for every commit of this reactor turn.
+            self._flush_call = self.clock.callLater(0, self._flush_journal)
+
+    def _flush_journal(self):
+        self._flush_call = None
+        self._journal(lambda j: j.flush())
 
     def _cancel(self, attempt):
         peer = self.peers.get(attempt.worker)
@@ -389,12 +397,20 @@ class Coordinator:
     def stop(self):
         """
         The daemon stops: a job that is over exits with its code; open
-        questions are forgotten, every connection closed.
+        questions are forgotten, every connection closed, the journal
+        written and closed, the directories released.
         """
         self.ending.stop()
         self.polls.drop_all()
         for peer in list(self.peers.values()):
             peer.close()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        if self.journal is not None:
+            self._journal(lambda j: j.close())
+            self.journal = None
+        self.plan.release()
 
 
 def tail(text, limit):

@@ -124,7 +124,6 @@ class DriverService(service.MultiService):
 
     def stopService(self):
         self.coordinator.stop()
-        self.coordinator.plan.release()
         return super().stopService()
 
 def address_of(host):
