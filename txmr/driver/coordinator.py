@@ -372,6 +372,8 @@ class Coordinator:
         except Exception:
             log.failure("while settling the job's files")
         self._journal(lambda j: j.ended(ok))
+        if not ok:
+            self.journal = None
         # The driver writes nothing more in the job's directories.
         self.plan.release()
         for worker in self.polls:

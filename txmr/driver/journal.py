@@ -155,18 +155,31 @@ class Journal:
 
     def ended(self, ok):
         """
-        The job is over.  A failed job's files are removed: its next run
-        starts over.
+        The job is over.  A finished job's journal stays, so that the same
+        command does not run it again; a failed job's is removed with its
+        files, and its next run starts over.
         """
+        if not ok:
+            self.remove()
+            return
         self.flush()
         with self.db:
-            if not ok:
-                self.db.execute("DELETE FROM commits")
-            self._set("state", "finished" if ok else "failed")
+            self._set("state", "finished")
+
+    def remove(self):
+        self._pending = []
+        self.db.close()
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(self.path + suffix)
+            except FileNotFoundError:
+                pass
 
     def close(self):
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+        finally:
+            self.db.close()
 
 
 def journal_path(config):

@@ -77,10 +77,12 @@ class WorkerService(service.Service):
         self.hangups = 0
         # Fires with the exit code.
         self.done = defer.Deferred()
-        self.client = ClientService(
-            endpoint, Factory.forProtocol(lambda: WorkerProtocol(self, clock)),
-            retryPolicy=self._retry_delay, clock=clock,
-        )
+        factory = Factory.forProtocol(lambda: WorkerProtocol(self, clock))
+        # ClientService logs each retry, and what it connects to; the
+        # factory's start and stop around every try would be noise.
+        factory.noisy = False
+        self.client = ClientService(endpoint, factory, retryPolicy=self._retry_delay,
+                                    clock=clock)
         self.watchdog = task.LoopingCall(self._check_reachable)
         self.watchdog.clock = clock
 
