@@ -135,9 +135,12 @@ class RunTests(unittest.TestCase):
         every worker is retried where it failed: the job fails within
         seconds, with the traceback and no output, instead of hanging.
         """
-        for job, workers, error in [("raises.py", 2, "ValueError: cannot map"),
+        for job, workers, error in [("raises.py", 1, "ValueError: cannot map"),
+                                    ("raises.py", 2, "ValueError: cannot map"),
                                     ("raises.py", 3, "ValueError: cannot map"),
-                                    ("reduce_raises.py", 2, "ValueError: cannot reduce")]:
+                                    ("raises.py", 5, "ValueError: cannot map"),
+                                    ("reduce_raises.py", 2, "ValueError: cannot reduce"),
+                                    ("reduce_raises.py", 3, "ValueError: cannot reduce")]:
             out = os.path.join(self.base, f"out-{job}-{workers}")
             started = time.monotonic()
             result = self.txmr("run", os.path.join(JOBS, job), "-i", EXAMPLES, "-o", out,

@@ -4,9 +4,11 @@ the seed's command lines, workers killed and frozen, and bad input.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import time
 
 from twisted.internet import defer, endpoints, reactor, task
 from twisted.internet.protocol import Factory, Protocol
@@ -234,3 +236,97 @@ class BadInputTests(unittest.TestCase):
         self.assertEqual(cluster.wait("w1", 30), 0)
         self.assertEqual(os.listdir(cluster.output), [])
         self.assertEqual(os.listdir(cluster.intermediate), [])
+
+
+def mount_tmpfs(testcase, path, options):
+    """
+    A small tmpfs at C{path} for the test, or a skip where mounting is not
+    allowed (not root, or in a container that forbids it).
+    """
+    os.makedirs(path, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise unittest.SkipTest(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    testcase.addCleanup(subprocess.run, ["umount", "-l", path], capture_output=True)
+
+
+def write_many_words(directory, words=6000):
+    """
+    Input whose word count output is far larger than a few KiB.
+    """
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "words.txt"), "w") as f:
+        for i in range(words):
+            f.write(f"distinct-word-number-{i:06d} common\n")
+
+
+class DiskTests(unittest.TestCase):
+    """
+    Disks that fail a job: a clear failure within seconds, never a hang,
+    never a loop of attempts, never exit 0.
+    """
+
+    def test_full_output_disk_fails_the_job(self):
+        cluster = Cluster(self, maps=2, reduces=2)
+        write_many_words(cluster.input)
+        mount_tmpfs(self, cluster.output, "size=16k")
+        cluster.start_driver()
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        self.assertEqual(cluster.wait(timeout=60), 1, cluster.log())
+        log = cluster.log()
+        self.assertIn("job failed: reduce task", log)
+        self.assertIn("No space left on device", log)
+        self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
+
+    def test_read_only_output_refuses_to_start(self):
+        cluster = Cluster(self, maps=2, reduces=2, input_dir=EXAMPLES)
+        mount_tmpfs(self, cluster.output, "ro,size=16k")
+        result = subprocess.run(twistd() + ["--pidfile=", "-n"] + cluster.driver_args(),
+                                cwd=cluster.base, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f"cannot write in {cluster.output!r}", result.stderr)
+
+    def test_intermediate_deleted_mid_job_fails_the_job(self):
+        cluster = Cluster.slow_job(self, 4, 1)
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        deadline = time.monotonic() + 60
+        while not any(n.startswith("mr-") for n in os.listdir(cluster.intermediate)):
+            self.assertLess(time.monotonic(), deadline, "no map finished")
+            time.sleep(0.05)
+        shutil.rmtree(cluster.intermediate)
+        self.assertEqual(cluster.wait(timeout=90), 1, cluster.log())
+        self.assertIn("job failed:", cluster.log())
+
+
+class SecondDriverTests(unittest.TestCase):
+    def test_second_driver_on_the_same_directories_refuses(self):
+        cluster = Cluster.slow_job(self, 2, 5)
+        result = subprocess.run(
+            twistd() + ["--pidfile=", "-n"] + cluster.driver_args(listen=False) +
+            ["--listen", "tcp:0:interface=127.0.0.1"],
+            cwd=cluster.base, capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL, env=cluster.env)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("is in use by a txmr run of", result.stderr)
+        cluster.start_worker("w")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+
+
+class LateWorkerTests(unittest.TestCase):
+    def test_worker_arriving_after_a_short_job_exits_0_at_once(self):
+        cluster = Cluster(self, maps=1, reduces=1, input_dir=EXAMPLES)
+        cluster.start_driver("--linger", "10")
+        cluster.start_worker("w1")
+        deadline = time.monotonic() + 60
+        while "job finished" not in cluster.log():
+            self.assertLess(time.monotonic(), deadline, "the job did not finish")
+            time.sleep(0.05)
+        late = cluster.start_worker("late")
+        self.assertEqual(cluster.wait("late", 8), 0, cluster.log("late"))
+        self.assertEqual(cluster.wait(), 0)
+        self.assertIsNotNone(late.returncode)
