@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from twisted.internet import defer, endpoints, reactor, task
@@ -330,3 +331,78 @@ class LateWorkerTests(unittest.TestCase):
         self.assertEqual(cluster.wait("late", 8), 0, cluster.log("late"))
         self.assertEqual(cluster.wait(), 0)
         self.assertIsNotNone(late.returncode)
+
+
+SEED_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seed_worker.py")
+
+
+def read_any_output(directory, reduces):
+    """
+    The pairs of out-0 ... out-{R-1}, whether a txmr reducer wrote them
+    (`word<TAB>count`) or a seed worker (`word count`); a word in two files
+    is an error.
+    """
+    pairs = {}
+    for r in range(reduces):
+        with open(os.path.join(directory, f"out-{r}"), encoding="utf-8") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                word, _, count = line.rpartition("\t" if "\t" in line else " ")
+                assert word not in pairs, f"{word!r} in two output files"
+                pairs[word] = count
+    return pairs
+
+
+class SeedWorkerTests(unittest.TestCase):
+    """
+    The seed's own workers (as their code behaves on Python 3.11+), alone
+    and beside txmr's: the answer is exact whatever the mix.
+    """
+
+    def start_seed_worker(self, cluster, name):
+        port = cluster.address.rsplit("port=", 1)[1]
+        log = open(os.path.join(cluster.base, name + ".log"), "wb")
+        process = subprocess.Popen([sys.executable, SEED_WORKER, f"http://127.0.0.1:{port}",
+                                    name], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        log.close()
+        cluster.processes[name] = process
+        return process
+
+    def test_two_seed_workers_alone_on_small_files(self):
+        cluster = Cluster(self, maps=3, reduces=2)
+        write_corpus(cluster.input, files=6)
+        cluster.start_driver()
+        self.start_seed_worker(cluster, "seed-1")
+        self.start_seed_worker(cluster, "seed-2")
+        self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
+        for name in ("seed-1", "seed-2"):
+            self.assertEqual(cluster.wait(name, 30), 0, cluster.log(name))
+
+    def test_seed_worker_beside_a_txmr_worker_on_small_files(self):
+        cluster = Cluster(self, maps=6, reduces=2)
+        write_corpus(cluster.input, files=12, lines=2000)
+        cluster.start_driver()
+        self.start_seed_worker(cluster, "seed")
+        cluster.start_worker("txmr")
+        self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
+        self.assertEqual(cluster.wait("seed", 30), 0, cluster.log("seed"))
+        self.assertIn("to HTTP worker", cluster.log(), "the seed worker did maps")
+
+    def test_seed_worker_beside_a_txmr_worker_on_a_file_cut_in_pieces(self):
+        """
+        A large file is cut inside, across map tasks: the seed worker, which
+        reads whole files, gets none of them, and the txmr worker does the
+        job alone, exactly.
+        """
+        cluster = Cluster(self, maps=4, reduces=2)
+        write_corpus(cluster.input, files=1, lines=20000)
+        cluster.start_driver()
+        self.start_seed_worker(cluster, "seed")
+        cluster.start_worker("txmr")
+        self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
+        self.assertEqual(cluster.wait("seed", 30), 0, cluster.log("seed"))
+        self.assertNotIn("to HTTP worker", cluster.log())

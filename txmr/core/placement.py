@@ -58,20 +58,21 @@ class Placement:
     def finished(self, kind, duration):
         insort(self._durations[kind], duration)
 
-    def choose(self, worker, others, phase, running, now):
+    def choose(self, worker, others, phase, running, now, fits=None):
         """
         The L{Choice} for C{worker}, or L{None}.
 
         @param others: returns the live, not blacklisted workers but this one.
+        @param fits: whether a task is one this worker can run (L{None}: any).
         @param phase: the kind of task still unfinished first.
         @param running: every running attempt.
         """
         if worker.attempts and not self._may_look_ahead(worker, others, phase):
             return None
-        task = self._next_ready(worker, others)
+        task = self._next_ready(worker, others, fits)
         if task is not None:
             return Choice(task, speculative=False)
-        task = self._straggler(worker, phase, running, now)
+        task = self._straggler(worker, phase, running, now, fits)
         if task is not None:
             return Choice(task, speculative=True)
         return None
@@ -97,7 +98,7 @@ class Placement:
                     return True
         return False
 
-    def _next_ready(self, worker, others):
+    def _next_ready(self, worker, others, fits):
         """
         The first READY task in line that has not failed on this worker; one
         that has, only if every other worker has failed it too (Hadoop's
@@ -111,7 +112,7 @@ class Placement:
             ready.popleft()
         fallback = None
         for task in ready:
-            if task.state is not TaskState.READY:
+            if task.state is not TaskState.READY or (fits is not None and not fits(task)):
                 continue
             if not _failed_on(task, worker):
                 ready.remove(task)
@@ -123,7 +124,7 @@ class Placement:
             return fallback
         return None
 
-    def _straggler(self, worker, phase, running, now):
+    def _straggler(self, worker, phase, running, now, fits):
         """
         The task that most deserves a backup attempt on this worker, if any:
         the phase has nothing left to hand out, and the task's only attempt
@@ -138,7 +139,8 @@ class Placement:
         candidates = []
         for only in running:
             task = only.task
-            if task.kind == phase and len(task.running_attempts()) == 1:
+            if (task.kind == phase and len(task.running_attempts()) == 1
+                    and (fits is None or fits(task))):
                 if only.worker != worker.id and only.duration(now) > threshold:
                     candidates.append((only.duration(now), only.id, task))
         if not candidates:

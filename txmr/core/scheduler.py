@@ -26,7 +26,7 @@ from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownW
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.model import Attempt, JobFailure, SkippedRecord, Task, Worker, WorkerInfo
 from txmr.core.placement import Placement
-from txmr.core.states import AttemptState, JobState, Kind, TaskState
+from txmr.core.states import AttemptState, JobState, Kind, TaskState, Via
 
 
 class Scheduler:
@@ -52,6 +52,7 @@ class Scheduler:
         if not map_inputs or n_reduce < 1:
             raise ValueError("a job needs at least one map and one reduce task")
         self.maps = [Task(Kind.MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
+        self._whole_files = _whole_file_tasks(self.maps)
         self.reduces = [Task(Kind.REDUCE, i, state=TaskState.BLOCKED) for i in range(n_reduce)]
         self.max_attempts = max_attempts
         self.task_timeout = task_timeout
@@ -220,8 +221,9 @@ class Scheduler:
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
+        fits = self._fits_seed_worker if worker.info.via is Via.HTTP else None
         choice = self.placement.choose(worker, lambda: self._others(worker), self._phase(),
-                                       self._running, now)
+                                       self._running, now, fits)
         if choice is None:
             return None
         return self._start(choice.task, worker, now, choice.speculative)
@@ -242,6 +244,17 @@ class Scheduler:
         worker.attempts.add(attempt)
         self._running.add(attempt)
         return attempt
+
+    def _fits_seed_worker(self, task):
+        """
+        What the seed's workers can do exactly: a map of whole files that no
+        other task reads (they read whole files, and bucket words their own
+        way), and a reduce once every map's output is in their format.
+        """
+        if task.kind is Kind.MAP:
+            return task.index in self._whole_files
+        return all(m.winner is not None and m.winner.worker in self.workers
+                   and self.workers[m.winner.worker].info.via is Via.HTTP for m in self.maps)
 
     def _phase(self):
         return Kind.MAP if self._unfinished[Kind.MAP] else Kind.REDUCE
@@ -413,3 +426,14 @@ class Scheduler:
         """
         return counters.summed(task.counters for task in self.tasks())
 
+
+def _whole_file_tasks(maps):
+    """
+    The indexes of the map tasks that read whole files no other task reads.
+    """
+    readers = {}
+    for task in maps:
+        for name, _, _ in task.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    return {task.index for task in maps
+            if all(start == 0 and readers[name] == 1 for name, start, _ in task.inputs)}

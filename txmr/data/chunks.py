@@ -47,6 +47,15 @@ def write_columns(f, keys, values, per_chunk):
                for start in range(0, len(keys), per_chunk))
 
 
+def is_seed_output(path):
+    """
+    Whether a map output file was written by one of the seed's workers
+    (C{word count} lines, bucketed by the seed's own rule), not by txmr.
+    """
+    with open(path, "rb") as f:
+        return not f.read(len(MAGIC)).startswith(MAGIC[:12])
+
+
 def read_chunks(path, seed_records=DEFAULT_KNOBS.chunk_records):
     """
     Yield C{(size, (keys, values))} for each chunk of a chunked marshal file.

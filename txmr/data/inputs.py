@@ -63,13 +63,17 @@ def plan_splits(files, n_map, mode="lines"):
     """
     Deal the input to C{n_map} map tasks, balanced by bytes.
 
-    In C{lines} mode files are cut into byte ranges C{[name, start, end]}
-    (a reader owns the lines that start in its range), so one large file
-    feeds every task and small files are packed together.  In C{file} mode
-    whole files are dealt, the largest first, each to the lightest task.
+    Whole files are dealt, the largest first, each to the lightest task, in
+    C{file} mode, and in C{lines} mode when no file is larger than a task's
+    share of the bytes (as the seed dealt a directory of files: its workers
+    read whole files, so such tasks are theirs to run too).  Otherwise, in
+    C{lines} mode, files are cut into byte ranges C{[name, start, end]} (a
+    reader owns the lines that start in its range), so one large file
+    feeds every task and small files are packed together.
     """
     tasks = [[] for _ in range(n_map)]
-    if mode == "file":
+    total = sum(size for _, size in files)
+    if mode == "file" or all(size * n_map <= total for _, size in files):
         loads = [0] * n_map
         for name, size in sorted(files, key=lambda f: (-f[1], f[0])):
             i = loads.index(min(loads))
@@ -78,7 +82,6 @@ def plan_splits(files, n_map, mode="lines"):
         for splits in tasks:
             splits.sort()
         return tasks
-    total = sum(size for _, size in files)
     # Task i gets the bytes [i * total / n_map, (i + 1) * total / n_map).
     bounds = [total * i // n_map for i in range(n_map + 1)]
     offset = 0

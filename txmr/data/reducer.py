@@ -15,8 +15,8 @@ from itertools import groupby, islice
 from txmr.core.spec import DEFAULT_MEMORY
 from txmr.core.counters import add
 from txmr.data.attempt import check_cancelled
-from txmr.data.chunks import open_chunks, read_chunks, write_chunk
-from txmr.data.keys import format_field, sort_key, sorted_items
+from txmr.data.chunks import is_seed_output, open_chunks, read_chunks, write_chunk
+from txmr.data.keys import format_field, partition, sort_key, sorted_items
 from txmr.data.layout import Layout
 from txmr.job import Job, counting
 
@@ -131,6 +131,29 @@ class Grouper:
                 pass
 
 
+def map_output_of(layout, m, index, knobs):
+    """
+    Map task C{m}'s pairs for reduce task C{index}, as chunks.  A seed
+    worker buckets a word by its first letter, txmr by CRC-32 of its bytes:
+    from a seed worker's map output, take the keys that are this task's
+    from every one of its buckets.
+    """
+    path = layout.map_output(m, index)
+    if not is_seed_output(path):
+        yield from read_chunks(path, knobs.chunk_records)
+        return
+    n = layout.n_reduce
+    for bucket in range(n):
+        for size, (keys, values) in read_chunks(layout.map_output(m, bucket),
+                                                knobs.chunk_records):
+            mine = [i for i, key in enumerate(keys) if partition(key, n) == index]
+            if len(mine) < len(keys):
+                size = size * len(mine) // max(1, len(keys))
+                keys, values = [keys[i] for i in mine], [values[i] for i in mine]
+            if keys:
+                yield size, (keys, values)
+
+
 def run_reduce(job, spec, knobs, cancel=None):
     """
     Run one reduce attempt described by C{spec}, a
@@ -147,8 +170,7 @@ def run_reduce(job, spec, knobs, cancel=None):
     init, function, final = Job.hooks(instance, "reduce")
     try:
         for m in range(spec.n_map):
-            for size, (keys, values) in read_chunks(layout.map_output(m, index),
-                                                    knobs.chunk_records):
+            for size, (keys, values) in map_output_of(layout, m, index, knobs):
                 check_cancelled(cancel)
                 records += len(keys)
                 grouper.add_chunk(size, keys, values)

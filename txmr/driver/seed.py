@@ -21,8 +21,11 @@ from txmr.core.states import JobState, Kind, TaskState, Via
 log = Logger()
 
 # The seed's names of task kinds, in its URLs and JSON.
-SEED_KINDS = {"mapper": Kind.MAP, "reducer": Kind.REDUCE}
-SEED_NAMES = {kind: name for name, kind in SEED_KINDS.items()}
+SEED_NAMES = {Kind.MAP: "mapper", Kind.REDUCE: "reducer"}
+# In its URLs also as its workers write them on Python 3.11 and later, where
+# their str-mixin Enum formats as its qualified name.
+SEED_KINDS = {name: kind for kind, name in SEED_NAMES.items()}
+SEED_KINDS.update({f"TaskType.{name}": kind for kind, name in SEED_NAMES.items()})
 
 
 class SeedWorkers:
