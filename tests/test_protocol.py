@@ -354,6 +354,8 @@ class SecretTests(MemoryDriverMixin, unittest.TestCase):
             self.failureResultOf(
                 self.call(client, protocol.Hello, version=protocol.PROTOCOL_VERSION,
                           host="h", pid=1, secret=secret), protocol.Unauthorized)
+            self.reactor.advance(0)
+            self.assertTrue(client.server_transport.disconnecting, "no second guess")
         self.assertEqual(self.scheduler.workers, {})
         good = self.connect(secret="s3cret")
         self.assertIn(good.worker, self.scheduler.workers)

@@ -182,6 +182,30 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertEqual(code, 0)
 
     @defer.inlineCallbacks
+    def test_status_question_makes_no_session_and_bad_bodies_get_400(self):
+        code, _ = yield self.http(b"GET", "/task/mapper/0/status", pid="curious")
+        self.assertEqual(code, 200)
+        self.assertEqual(self.coordinator.scheduler.workers, {})
+        code, body = yield self.http(b"PUT", "/task")
+        task = json.loads(body)
+        code, _ = yield self.http(b"POST", f"/task/mapper/{task['id']}/status",
+                                  body=b"[" * 100_000)
+        self.assertEqual(code, 400)
+
+    def test_access_log_hides_the_token(self):
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from txmr.driver.web import redacted_log_line
+
+        request = DummyRequest([b"api", b"job"])
+        request.uri = b"/api/job?token=s3cret&x=1"
+        request.method = b"GET"
+        request.code, request.sentLength = 200, 10
+        line = redacted_log_line("[01/Dec/2026:00:00:00 +0000]", request)
+        self.assertNotIn("s3cret", line)
+        self.assertIn("token=REDACTED&x=1", line)
+
+    @defer.inlineCallbacks
     def test_seed_report_without_files_is_a_failed_attempt(self):
         """
         A POST that says FINISHED for a task whose files are not there (a

@@ -134,13 +134,24 @@ def remove_job_files(directory):
 
 def write_atomically(path, text):
     """
-    Write C{text} to C{path} whole or not at all: to a temporary name, then
-    renamed.
+    Write C{text} to C{path} whole or not at all: to a new temporary file
+    beside it (made by C{mkstemp}, so a planted symlink is never followed),
+    then renamed.
     """
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    import tempfile
+
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 def fsync_directory(path):

@@ -42,7 +42,10 @@ class DriverProtocol(amp.AMP):
         coordinator = self.coordinator
         if not coordinator.config.authorizes(secret):
             log.warn("refused a worker from {host} (pid {pid}): wrong or missing secret",
-                     host=host, pid=pid)
+                     host=host[:100], pid=pid)
+            # No second guess on this connection: close it once the refusal
+            # is sent.
+            coordinator.clock.callLater(0, self.transport.loseConnection)
             raise protocol.Unauthorized("the driver needs its secret (--secret-file)")
         if version != protocol.PROTOCOL_VERSION:
             raise protocol.VersionMismatch(

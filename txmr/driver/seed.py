@@ -54,6 +54,11 @@ class SeedWorkers:
         log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=pid)
         return worker
 
+    def renew(self, pid):
+        worker = self._sessions.get(pid)
+        if worker is not None and self.coordinator.is_live(worker):
+            self.coordinator.seen(worker)
+
     def assign(self, pid):
         """
         A task for an HTTP worker: the running attempt, or L{None}.  Once the
@@ -114,7 +119,9 @@ class SeedTaskAPI(resource.Resource):
             except (ValueError, UnknownTask):
                 return _text(request, f"no task {path[0]}/{path[1]}", 404)
             if method == b"GET":
-                self.workers.worker(pid)
+                # Only task requests make a session; a status question
+                # renews one, if it has one.
+                self.workers.renew(pid)
                 return _json(request, {"status": task.state})
             return self.post_status(request, pid, task)
         return _text(request, "not found", 404)
@@ -145,9 +152,9 @@ class SeedTaskAPI(resource.Resource):
 
     def post_status(self, request, pid, task):
         try:
-            body = json.loads(request.content.read() or b"null")
+            body = json.loads(request.content.read(4096) or b"null")
             status = body["status"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             return _text(request, 'the body must be JSON like {"status": 4}', 400)
         if status != TaskState.FINISHED:
             return _text(request, f"only status {TaskState.FINISHED:d} (FINISHED) may be posted",

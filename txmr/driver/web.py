@@ -9,10 +9,11 @@ key's length; an HTTP request starts with a letter.
 """
 
 import json
+import re
 from importlib import resources
 
 from twisted.internet.protocol import Factory, Protocol
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from txmr.driver.metrics import MetricsPage
 from txmr.driver.seed import SeedTaskAPI, SeedWorkers
@@ -122,6 +123,22 @@ class Guarded(resource.Resource):
         return resource.getChildForRequest(self.root, request)
 
 
+_TOKEN = re.compile(rb"([?&]token=)[^&\s\"]*")
+
+
+def redacted_log_line(timestamp, request):
+    """
+    The access log's line for a request, with any C{?token=} secret
+    replaced: a status page polls with its token once a second.
+    """
+    uri = request.uri
+    request.uri = _TOKEN.sub(rb"\1REDACTED", uri)
+    try:
+        return http.combinedLogFormatter(timestamp, request)
+    finally:
+        request.uri = uri
+
+
 def site(coordinator):
     """
     The driver's web site, over its coordinator.
@@ -134,6 +151,6 @@ def site(coordinator):
     api.putChild(b"job", JobAPI(coordinator.view))
     root.putChild(b"api", api)
     root.putChild(b"metrics", MetricsPage(coordinator.view))
-    web = server.Site(Guarded(coordinator.config, root))
+    web = server.Site(Guarded(coordinator.config, root), logFormatter=redacted_log_line)
     web.displayTracebacks = False
     return web
