@@ -4,12 +4,12 @@ The coordinator: the driver's one interpreter of its scheduler.
 The front doors (L{txmr.driver.connection} for AMP, L{txmr.driver.seed}
 for the seed's HTTP API) and the heartbeat call it; it asks the scheduler,
 carries out the instructions the scheduler returns (commit, cancel,
-discard, log), answers long polls when tasks become ready, and ends the
-job.  An AMP worker's connection is a I{peer} to it: anything with
-C{cancel}, C{tell_over}, C{ping}, C{abort} and C{close}.
+discard, log; the file work through L{txmr.driver.files}), answers long
+polls when tasks become ready, and ends the job.  An AMP worker's
+connection is a I{peer} to it: anything with C{cancel}, C{tell_over},
+C{ping}, C{abort} and C{close}.
 """
 
-import sqlite3
 import time
 import uuid
 
@@ -21,8 +21,8 @@ from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBa
 from txmr.core.spec import Done, Run, Wait
 from txmr.core.states import AttemptState, Via
 from txmr.data.attempt import is_record
-from txmr.driver import closing
 from txmr.driver.ending import Ending
+from txmr.driver.files import JobFiles
 from txmr.driver.polls import LongPolls
 from txmr.driver.status import JobView
 
@@ -47,11 +47,11 @@ class Coordinator:
 
     def __init__(self, config, plan, clock, on_exit=None, journal=None):
         self.config = config
-        self.journal = journal
         self.plan = plan
         self.job = plan.job
         self.scheduler = plan.scheduler
         self.layout = plan.layout
+        self.files = JobFiles(plan, config, clock, journal)
         self.clock = clock
         self.peers = {}
         self.polls = LongPolls(clock, config.poll)
@@ -64,7 +64,6 @@ class Coordinator:
         self.wall_started = time.time()
         self.ended = None
         self._ids = 0
-        self._flush_call = None
 
     def start(self):
         """
@@ -262,7 +261,7 @@ class Coordinator:
                  attempt=attempt_id, why=why)
         leftover = getattr(why, "leftover", None)
         if leftover is not None:
-            self._discard(leftover)
+            self.files.discard(leftover)
 
     # -- carrying out the scheduler's instructions ---------------------------
 
@@ -280,7 +279,7 @@ class Coordinator:
             elif isinstance(instruction, Cancel):
                 self._cancel(instruction.attempt)
             elif isinstance(instruction, Discard):
-                self._discard(instruction.attempt)
+                self.files.discard(instruction.attempt)
             elif isinstance(instruction, Blacklisted):
                 w = instruction.worker
                 log.warn("worker {worker} blacklisted: {n} of its attempts failed on tasks that "
@@ -297,52 +296,23 @@ class Coordinator:
 
     def _commit(self, commit, in_place):
         attempt = commit.attempt
-        task = attempt.task
-        try:
-            self.layout.commit(task.kind, task.index, attempt.id, written_in_place=in_place)
-        except OSError as e:
-            error = f"cannot commit the attempt's files: {e}"
+        error = self.files.commit(attempt, commit.counters, in_place)
+        if error is not None:
             log.warn("{attempt} on worker {worker}: {error}", attempt=attempt,
                      worker=attempt.worker, error=error)
             return self.scheduler.commit_failed(commit, self.now(), error)
-        self._journal(lambda j: j.committed(attempt, commit.counters))
         instructions = self.scheduler.committed(commit, self.now())
         secs = attempt.duration(self.now())
-        if secs >= LOG_TASKS_LONGER or len(task.attempts) > 1:
+        if secs >= LOG_TASKS_LONGER or len(attempt.task.attempts) > 1:
             log.info("{attempt} finished on worker {worker} in {secs:.2f}s",
                      attempt=attempt, worker=attempt.worker, secs=secs)
         return instructions
-
-    def _journal(self, write):
-        """
-        Journal something; a journal that cannot be written costs only the
-        ability to resume (the task runs again after a crash), not the job.
-        """
-        if self.journal is None:
-            return
-        try:
-            write(self.journal)
-        except (sqlite3.Error, OSError) as e:
-            log.error("cannot write the journal: {error}", error=e)
-        if self.journal.dirty and not self._flush_call:
-            # One transaction for every commit of this reactor turn.
-            self._flush_call = self.clock.callLater(0, self._flush_journal)
-
-    def _flush_journal(self):
-        self._flush_call = None
-        self._journal(lambda j: j.flush())
 
     def _cancel(self, attempt):
         peer = self.peers.get(attempt.worker)
         if peer is not None:
             peer.cancel(attempt.id)
-        self._discard(attempt)
-
-    def _discard(self, attempt):
-        try:
-            self.layout.discard(attempt.task.kind, attempt.task.index, attempt.id)
-        except OSError as e:
-            log.warn("cannot remove the files of {attempt}: {error}", attempt=attempt, error=e)
+        self.files.discard(attempt)
 
     # -- the end -------------------------------------------------------------
 
@@ -352,8 +322,8 @@ class Coordinator:
 
     def finish(self):
         """
-        End the job: settle its files (see L{closing}), answer every long
-        poll, and tell every worker; the driver exits once all heard.
+        End the job: settle its files (L{JobFiles.settle}), answer every
+        long poll, and tell every worker; the driver exits once all heard.
         """
         if not self.ending.running:
             return
@@ -362,20 +332,7 @@ class Coordinator:
         # First, so that nothing below can end the job twice.
         self.ending.begin(ok, message)
         self.ended = self.now()
-        try:
-            closing.discard_losers(self.scheduler, self._discard)
-            closing.keep_or_remove_output(self.config, ok)
-            view = self.view()
-            closing.log_result(view, message, self.last_traceback())
-            if self.config.summary_file:
-                closing.write_summary(self.config.summary_file, view, self.last_traceback())
-        except Exception:
-            log.failure("while settling the job's files")
-        self._journal(lambda j: j.ended(ok))
-        if not ok:
-            self.journal = None
-        # The driver writes nothing more in the job's directories.
-        self.plan.release()
+        self.files.settle(self.scheduler, self.view(), message, self.last_traceback())
         for worker in self.polls:
             self.polls.answer(worker, Done(ok))
         for peer in list(self.peers.values()):
@@ -406,13 +363,7 @@ class Coordinator:
         self.polls.drop_all()
         for peer in list(self.peers.values()):
             peer.close()
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        if self.journal is not None:
-            self._journal(lambda j: j.close())
-            self.journal = None
-        self.plan.release()
+        self.files.close()
 
 
 def tail(text, limit):

@@ -1,0 +1,103 @@
+"""
+The driver's own file work, in one place: it commits an attempt's files
+by renaming them, discards a losing or failed attempt's, journals each
+commit (all of one reactor turn in one transaction), settles the job's
+files at the end, and releases its directories.
+
+Every file error is caught here and turned into what the coordinator
+decides on: a commit that fails is an error message (the attempt then
+fails), a discard or a journal write that fails is logged, never raised
+into an AMP responder or a timer.
+"""
+
+import sqlite3
+
+from twisted.logger import Logger
+
+from txmr.driver import closing
+
+log = Logger()
+
+
+class JobFiles:
+    def __init__(self, plan, config, clock, journal=None):
+        self.plan = plan
+        self.layout = plan.layout
+        self.config = config
+        self.clock = clock
+        self.journal = journal
+        self._flush_call = None
+
+    def commit(self, attempt, counters, in_place=False):
+        """
+        Rename the attempt's files into place, then journal the commit.
+
+        @param in_place: the seed's HTTP workers write under the final names.
+        @return: L{None}, or why the files could not be committed.
+        """
+        task = attempt.task
+        try:
+            self.layout.commit(task.kind, task.index, attempt.id, written_in_place=in_place)
+        except OSError as e:
+            return f"cannot commit the attempt's files: {e}"
+        self._journal(lambda j: j.committed(attempt, counters))
+        return None
+
+    def discard(self, attempt):
+        try:
+            self.layout.discard(attempt.task.kind, attempt.task.index, attempt.id)
+        except OSError as e:
+            log.warn("cannot remove the files of {attempt}: {error}", attempt=attempt, error=e)
+
+    def settle(self, scheduler, view, message, traceback):
+        """
+        The job is over: remove the losers' files, make the output durable
+        (or remove a failed job's), log the result, write the summary, close
+        the journal's account of the job, and release the directories: the
+        driver writes nothing more in them.
+        """
+        ok = view.failure is None
+        try:
+            closing.discard_losers(scheduler, self.discard)
+            closing.keep_or_remove_output(self.config, ok)
+            closing.log_result(view, message, traceback)
+            if self.config.summary_file:
+                closing.write_summary(self.config.summary_file, view, traceback)
+        except Exception:
+            log.failure("while settling the job's files")
+        self._journal(lambda j: j.ended(ok))
+        if not ok:
+            self.journal = None
+        self.plan.release()
+
+    def close(self):
+        """
+        The daemon stops: write and close the journal, release the
+        directories.
+        """
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        if self.journal is not None:
+            self._journal(lambda j: j.close())
+            self.journal = None
+        self.plan.release()
+
+    def _journal(self, write):
+        """
+        Journal something; a journal that cannot be written costs only the
+        ability to resume (the task runs again after a crash), not the job.
+        """
+        if self.journal is None:
+            return
+        try:
+            write(self.journal)
+        except (sqlite3.Error, OSError) as e:
+            log.error("cannot write the journal: {error}", error=e)
+        if self.journal.dirty and not self._flush_call:
+            # One transaction for every commit of this reactor turn.
+            self._flush_call = self.clock.callLater(0, self._flush)
+
+    def _flush(self):
+        self._flush_call = None
+        self._journal(lambda j: j.flush())
