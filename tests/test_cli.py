@@ -158,6 +158,18 @@ class RunTests(unittest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("does not exist", result.stderr)
 
+    def test_input_that_is_a_file_is_named_so(self):
+        for inline in ([], ["--inline"]):
+            result = self.txmr("run", *inline, "-i", os.path.join(EXAMPLES, "pg-alice.txt"),
+                               "-o", os.path.join(self.base, "o"))
+            self.assertEqual(result.returncode, 2)
+            self.assertIn("is a file, not a directory", result.stderr)
+
+    def test_workers_must_be_at_least_one(self):
+        result = self.txmr("run", "-i", EXAMPLES, "-o", os.path.join(self.base, "o"), "-w", "-1")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--workers: must be at least 1", result.stderr)
+
     def test_ctrl_c_leaves_no_process(self):
         corpus = os.path.join(self.base, "in")
         write_corpus(corpus)

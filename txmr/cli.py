@@ -251,7 +251,9 @@ def run(a):
     if a.inline:
         return run_inline(a)
     if not os.path.isdir(a.input):
-        print(f"txmr: input directory {a.input!r} does not exist", file=sys.stderr)
+        from txmr.plan import input_error
+
+        print(f"txmr: {input_error(a.input)}", file=sys.stderr)
         return 2
     work = tempfile.mkdtemp(prefix="txmr-run-")
     cluster = LocalCluster(a, work)
@@ -363,6 +365,13 @@ def status(a):
     return 0
 
 
+def _at_least_one(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parser():
     p = argparse.ArgumentParser(prog="txmr", description="MapReduce on Twisted.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -371,7 +380,8 @@ def parser():
                    help="module, module:attribute or .py file (default: word count)")
     r.add_argument("-i", "--input", required=True)
     r.add_argument("-o", "--output", required=True)
-    r.add_argument("-w", "--workers", type=int, default=0, help="default: one per core")
+    r.add_argument("-w", "--workers", type=_at_least_one, default=0,
+                   help="default: one per core")
     r.add_argument("-m", "--mappers", type=int, default=8)
     r.add_argument("-r", "--reducers", type=int, default=2)
     r.add_argument("--intermediate", help="default: a temporary directory")

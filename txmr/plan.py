@@ -87,6 +87,15 @@ class Plan:
         return TaskSpec(output=config.output, memory=config.memory, **common)
 
 
+def input_error(path):
+    """
+    Why C{path} cannot be a job's input directory, in one line.
+    """
+    if os.path.exists(path):
+        return f"input {path!r} is a file, not a directory: give the directory that holds it"
+    return f"input directory {path!r} does not exist"
+
+
 def plan_job(config, clear=True):
     """
     Check the configuration, load the job, create and lock the directories,
@@ -102,7 +111,7 @@ def plan_job(config, clear=True):
     if not config.input:
         raise ConfigError("--input DIR is required")
     if not os.path.isdir(config.input):
-        raise ConfigError(f"input directory {config.input!r} does not exist")
+        raise ConfigError(input_error(config.input))
     try:
         job = load_job(config.job)
     except JobError as e:
