@@ -40,7 +40,7 @@ def start_driver(work, *args):
         "--pidfile=", "-n", "txmr-driver", "--input", os.path.join(work, "in"),
         "--intermediate", os.path.join(work, "mid"), "--output", os.path.join(work, "out"),
         "--listen", LISTEN.format(work=work), "--port-file", os.path.join(work, "address"),
-        "--summary-file", os.path.join(work, "summary.json")] + list(args),
+        "--summary-file", os.path.join(work, "summary.json"), "--linger", "0"] + list(args),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     while not os.path.exists(os.path.join(work, "address")):
         if driver.poll() is not None:

@@ -73,7 +73,9 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
     args = twistd() + ["--pidfile=", "-n", "txmr-driver", "--input", corpus,
                        "--intermediate", f"{work}/mid", "--output", f"{work}/out",
                        "--mappers", str(maps), "--reducers", str(reduces),
-                       "--listen", f"unix:{work}/driver.sock"]
+                       "--listen", f"unix:{work}/driver.sock",
+                       # As txmr run: the driver exits as soon as its workers heard.
+                       "--linger", "0"]
     if memory:
         args += ["--memory", str(memory)]
     started = time.perf_counter()

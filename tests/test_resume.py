@@ -13,6 +13,7 @@ from twisted.trial import unittest
 from txmr import protocol
 from txmr.core.spec import TaskSpec
 from txmr.core.states import AttemptState, Kind
+from txmr.driver.files import FLUSH_EVERY
 from txmr.driver.journal import ATTEMPT_BLOCK, journal_path
 from txmr.driver.service import makeService
 from txmr.plan import ConfigError
@@ -28,11 +29,11 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
 
     def crash(self):
         """
-        The driver dies mid-job, a reactor turn after its last commit (when
-        the journal is written): no ending, its connections gone, its locks
-        released (as the kernel does for a dead process).
+        The driver dies mid-job, after its journal was written: no ending,
+        its connections gone, its locks released (as the kernel does for a
+        dead process).
         """
-        self.reactor.advance(0)
+        self.reactor.advance(FLUSH_EVERY)
         self.driver.stopService()
         self.flush()
         self.pumps = []

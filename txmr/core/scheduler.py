@@ -101,9 +101,11 @@ class Scheduler:
         How many tasks of each kind are in each state, by the states' names.
         """
         out = {}
-        for task in self.tasks():
-            kind = out.setdefault(str(task.kind), {s.label: 0 for s in TaskState})
-            kind[task.state.label] += 1
+        for kind, tasks in ((Kind.MAP, self.maps), (Kind.REDUCE, self.reduces)):
+            by_state = dict.fromkeys(TaskState, 0)
+            for task in tasks:
+                by_state[task.state] += 1
+            out[kind.value] = {state.name.lower(): n for state, n in by_state.items()}
         return out
 
     @property

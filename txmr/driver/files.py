@@ -18,6 +18,8 @@ from txmr.driver import closing
 
 log = Logger()
 
+FLUSH_EVERY = 0.25
+
 
 class JobFiles:
     def __init__(self, plan, config, clock, journal=None):
@@ -95,8 +97,10 @@ class JobFiles:
         except (sqlite3.Error, OSError) as e:
             log.error("cannot write the journal: {error}", error=e)
         if self.journal.dirty and not self._flush_call:
-            # One transaction for every commit of this reactor turn.
-            self._flush_call = self.clock.callLater(0, self._flush)
+            # One transaction for the commits of a quarter of a second: a
+            # crash loses at most those (their tasks run again), and a
+            # transaction per task would cost a fifth of a quick task's.
+            self._flush_call = self.clock.callLater(FLUSH_EVERY, self._flush)
 
     def _flush(self):
         self._flush_call = None

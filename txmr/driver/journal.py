@@ -132,12 +132,12 @@ class Journal:
     def committed(self, attempt, counters):
         """
         An attempt's files are in place: its task is done, for good.  The
-        row is written by the next L{flush}: until then a crash only makes
-        the task run again.
+        row is written by the next L{flush} (a quarter of a second later at
+        most): until then a crash only makes the task run again.
         """
         task = attempt.task
-        self._pending.append((str(task.kind), task.index, attempt.id, self.epoch,
-                              json.dumps(counters), json.dumps(task.skip)))
+        self._pending.append((task.kind.value, task.index, attempt.id, self.epoch,
+                              json.dumps(counters), json.dumps(task.skip) if task.skip else "[]"))
 
     @property
     def dirty(self):
