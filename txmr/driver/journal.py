@@ -132,8 +132,8 @@ class Journal:
     def committed(self, attempt, counters):
         """
         An attempt's files are in place: its task is done, for good.  The
-        row is written by the next L{flush} (a quarter of a second later at
-        most): until then a crash only makes the task run again.
+        row is written by the next L{flush}, at the next turn of the
+        reactor: until then a crash only makes the task run again.
         """
         task = attempt.task
         self._pending.append((task.kind.value, task.index, attempt.id, self.epoch,
