@@ -352,7 +352,11 @@ def status(a):
         with urllib.request.urlopen(request, timeout=5) as response:
             job = json.load(response)
     except (OSError, ValueError) as e:
-        print(f"txmr: cannot read the job at {address}: {e}", file=sys.stderr)
+        hint = ""
+        if getattr(e, "code", None) == 401:
+            hint = ("; the driver has a secret: give the URL txmr run printed (with its ?token=),"
+                    " or --secret-file")
+        print(f"txmr: cannot read the job at {base}: {e}{hint}", file=sys.stderr)
         return 1
     print(f"job {job['job']} ({job['uuid']}): {job['state']}, {job['elapsed']:.1f}s")
     for kind, c in job["counts"].items():
