@@ -13,6 +13,7 @@ from twisted.protocols import amp
 from twisted.test import iosim
 
 from txmr import protocol
+from txmr.core.spec import TaskSpec
 from txmr.data.run import run_task
 from txmr.driver.config import DriverConfig
 from txmr.driver.service import makeService
@@ -150,6 +151,17 @@ class MemoryDriverMixin:
             self.reactor.advance(min(step, seconds))
             seconds -= step
             self.flush()
+
+    def run_job(self, client):
+        """
+        Run every task the driver hands C{client}, each report asking for
+        the next, until it answers something else; return that answer.
+        """
+        answer = self.successResultOf(self.call(client, protocol.GetTask))
+        while answer["action"] == "run":
+            answer = self.successResultOf(
+                self.run_and_report(client, TaskSpec.from_json(answer["task"]), ask=True))
+        return answer
 
     def run_and_report(self, client, spec, ask=False):
         counters = run_task(self.job, spec)

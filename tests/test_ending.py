@@ -8,8 +8,6 @@ import os
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from txmr import protocol
-from txmr.core.spec import TaskSpec
 from txmr.driver.ending import Ending, Phase
 
 from tests.memory import MemoryDriverMixin
@@ -132,10 +130,7 @@ class UnwritableSummaryTests(MemoryDriverMixin, unittest.TestCase):
 
     def test_driver_exits_though_the_summary_cannot_be_written(self):
         client = self.connect()
-        answer = self.successResultOf(self.call(client, protocol.GetTask))
-        while answer["action"] == "run":
-            answer = self.successResultOf(
-                self.run_and_report(client, TaskSpec.from_json(answer["task"]), ask=True))
+        self.run_job(client)
         self.assertEqual(client.over, [(True, "job finished")])
         self.assertEqual(self.successResultOf(self.driver.done), 0)
         self.assertFalse(os.path.exists(self.config.summary_file))

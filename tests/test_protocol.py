@@ -85,10 +85,7 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
         driver waits for it before exiting.
         """
         slow = self.connect(kind=type("Slow", (FakeWorker,), {"hold_job_over": True}))
-        answer = self.successResultOf(self.call(slow, protocol.GetTask))
-        while answer["action"] == "run":
-            answer = self.successResultOf(self.run_and_report(slow, spec_of(answer), ask=True))
-        self.assertEqual(answer["action"], "done")
+        self.assertEqual(self.run_job(slow)["action"], "done")
         self.assertNoResult(self.driver.done)
         late = self.connect(kind=type("Late", (FakeWorker,), {"hold_job_over": True}))
         self.assertEqual(late.over, [(True, "job finished")])
@@ -266,9 +263,7 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
         self.assertIn(f"{self.config.output} is in use by a txmr run of", str(e))
         self.assertIn(f"pid {os.getpid()}", str(e))
         self.assertTrue(os.path.exists(committed))
-        answer = self.successResultOf(self.call(client, protocol.GetTask))
-        while answer["action"] == "run":
-            answer = self.successResultOf(self.run_and_report(client, spec_of(answer), ask=True))
+        self.run_job(client)
         self.assertEqual(self.successResultOf(self.driver.done), 0)
         self.assertEqual(sorted(os.listdir(self.config.output)), ["out-0"])
         third = makeService(dataclasses.replace(self.config), self.reactor)

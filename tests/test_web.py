@@ -298,10 +298,7 @@ class LeaseTests(MemoryDriverMixin, unittest.TestCase):
         seed = SeedWorkers(self.coordinator, lease=60)
         seed.worker("idle")
         client = self.connect()
-        answer = self.successResultOf(self.call(client, protocol.GetTask))
-        while answer["action"] == "run":
-            answer = self.successResultOf(
-                self.run_and_report(client, TaskSpec.from_json(answer["task"]), ask=True))
+        self.run_job(client)
         self.assertEqual(client.over, [(True, "job finished")])
         self.advance(59)
         self.assertNoResult(self.driver.done)
@@ -312,10 +309,7 @@ class LeaseTests(MemoryDriverMixin, unittest.TestCase):
         seed = SeedWorkers(self.coordinator, lease=60)
         seed.worker("idle")
         client = self.connect()
-        answer = self.successResultOf(self.call(client, protocol.GetTask))
-        while answer["action"] == "run":
-            answer = self.successResultOf(
-                self.run_and_report(client, TaskSpec.from_json(answer["task"]), ask=True))
+        self.run_job(client)
         self.advance(10)
         self.assertNoResult(self.driver.done)
         self.assertIsNone(seed.assign("idle"))
