@@ -18,7 +18,12 @@ doors, the inline runner and the tests all drive the same L{Scheduler}:
     phase a straggler gets a backup attempt (the MapReduce paper's
     speculative execution);
   - a worker whose attempts keep failing while the same tasks succeed
-    elsewhere is blacklisted for the job (Hadoop's rule).
+    elsewhere is blacklisted for the job (Hadoop's rule); but a task that
+    failed on every worker is retried where it failed, and blacklisting
+    yields when only blacklisted workers are left, so that no job ever
+    waits with ready tasks and idle workers;
+  - a run resumed from the driver's journal starts with the tasks an
+    earlier run committed (L{restore}).
 """
 
 from txmr.core import counters
