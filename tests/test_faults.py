@@ -265,6 +265,24 @@ class SlownessTests(unittest.TestCase):
         self.assertEqual(cluster.wait("frozen", 60), 0, cluster.log("frozen"))
         self.assertEqual(other.wait(30), 0)
 
+    def test_worker_frozen_past_the_end_of_the_job_leaves_nothing(self):
+        """
+        A worker frozen mid-task thaws after the job is over and its driver
+        gone: it finishes its task, cannot report it, and removes its files;
+        nothing is left in the job's directories, and it exits.
+        """
+        cluster = Cluster.slow_job(self, maps=2, seconds=2)
+        frozen = cluster.start_busy_worker("frozen")
+        cluster.kill("frozen", signal.SIGSTOP)
+        cluster.start_worker("other")
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        frozen.send_signal(signal.SIGCONT)
+        frozen.wait(60)
+        for directory in (cluster.intermediate, cluster.output):
+            self.assertEqual([n for n in os.listdir(directory) if ".attempt-" in n], [],
+                             cluster.log("frozen"))
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+
 
 class BadRecordTests(unittest.TestCase):
     def poisoned(self, cluster):

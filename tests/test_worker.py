@@ -7,6 +7,7 @@ one in memory (L{twisted.test.iosim}), its clock is a L{task.Clock}, and its
 task code is a fake run in a fake thread: no port, no sleep, no file.
 """
 
+import os
 import threading
 from collections import deque
 
@@ -22,6 +23,7 @@ from txmr.core.errors import StaleReport
 from txmr.core.spec import Done, Run, TaskSpec, Wait, answer_to_json
 from txmr.core.states import Kind
 from txmr.data.attempt import RecordError, TaskCancelled
+from txmr.data.layout import Layout
 from txmr.worker.address import client_endpoint_string
 from txmr.worker.execution import Executor
 from txmr.worker.service import WorkerService
@@ -451,12 +453,18 @@ class WorkerTests(unittest.TestCase):
     def test_refused_report_is_forgotten(self):
         """
         A report the driver refuses (stale) changes nothing: the worker
-        asks for work again.
+        asks for work again, and removes the attempt's files, which the
+        driver will never commit.
         """
+        (temporary, _), = Layout.of(spec(0)).files(Kind.MAP, 0, spec(0).attempt)
+        os.makedirs("mid", exist_ok=True)
+        with open(temporary, "wb") as f:
+            f.write(b"the attempt's output")
         driver = self.start([spec(0)], refuse_reports=True, ends=False)
         self.assertEqual(driver.names(), ["Hello", "GetTask", "TaskDone", "GetTask"])
         self.assertEqual(driver.heard[-1], ("GetTask", {"wait": True}))
         self.assertEqual(self.exits, [])
+        self.assertFalse(os.path.exists(temporary))
 
     # -- the end ----------------------------------------------------------------
 

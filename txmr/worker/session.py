@@ -20,6 +20,7 @@ from twisted.protocols import amp
 from txmr import protocol
 from txmr.core.placement import QUICK_TASK
 from txmr.core.spec import Done, Run, Wait, answer_from_json
+from txmr.data.layout import Layout
 from txmr.worker.execution import Cancelled, Succeeded
 
 log = Logger()
@@ -240,15 +241,37 @@ class Session:
                                 traceback=outcome.traceback, record=outcome.record,
                                 ask=ask, **where)
 
+        def undelivered(failure):
+            # The driver will never commit this attempt's files (it refused
+            # the report, or is gone): remove them, so that nothing is left
+            # behind, even by a worker that thawed after its job ended.  An
+            # attempt the driver did commit has no file left under these
+            # names, so this removes nothing of it.
+            if isinstance(outcome, Succeeded):
+                discard_files(spec)
+            return failure
+
         def refused(failure):
             failure.trap(protocol.StaleReport, protocol.UnknownTask, protocol.UnknownWorker)
             log.info("the driver refused the report of {kind} task {index} attempt {attempt}: "
                      "{why}", why=failure.value, **where)
 
         report.addCallback(answer_from_json)
+        report.addErrback(undelivered)
         report.addErrback(refused)
         report.addErrback(lambda failure: None)
         return report
+
+
+def discard_files(spec):
+    """
+    Remove the files an attempt wrote under its temporary names.
+    """
+    try:
+        Layout.of(spec).discard(spec.kind, spec.index, spec.attempt)
+    except OSError as e:
+        log.warn("cannot remove the files of {kind} task {index} attempt {attempt}: {error}",
+                 kind=str(spec.kind), index=spec.index, attempt=spec.attempt, error=e)
 
 
 def _actionable(answers):
