@@ -115,6 +115,33 @@ class DriverCrashTests(unittest.TestCase):
         self.assertIn("resuming the earlier run (epoch 3)", cluster.log("driver-3"))
         self.assertEqual(cluster.wait("w"), 0)
 
+    def test_driver_killed_inside_a_commit_resumes(self):
+        """
+        The driver dies inside its third commit, once with the files renamed
+        but not journaled, once just after the journal write: started again,
+        it finishes the job with exact output either way.
+        """
+        for point in ("after-rename:3", "after-journal:3"):
+            cluster = Cluster(self, job="jobs/marked.py", maps=4, reduces=2)
+            write_corpus(cluster.input)
+            cluster.env["TXMR_CRASH_AT"] = point
+            cluster.start_driver()
+            port = cluster.address.rsplit("port=", 1)[1]
+            cluster.start_worker("w")
+            self.assertEqual(cluster.wait("driver", 60), -signal.SIGKILL, point)
+            del cluster.env["TXMR_CRASH_AT"]
+            cluster.start_driver("--listen", f"tcp:{port}:interface=127.0.0.1", name="again")
+            self.assertEqual(cluster.wait("again", 60), 0, cluster.log("again"))
+            self.assertEqual(read_output(cluster.output, 2), counted(cluster.input), point)
+            self.assertEqual(cluster.wait("w", 60), 0, point)
+            # A commit the journal holds is not run again; one it lacks is.
+            log = cluster.log("again")
+            kept = int(log.split("resuming the earlier run (epoch 2): ")[1].split()[0])
+            if point.startswith("after-rename"):
+                self.assertEqual(kept, 2, "the third commit was not journaled: it runs again")
+            else:
+                self.assertGreaterEqual(kept, 3, "the journaled commits stay done")
+
 
 class BlacklistTests(unittest.TestCase):
     def test_worker_failing_where_others_succeed_is_blacklisted(self):

@@ -123,13 +123,18 @@ def remove_job_files(directory):
     """
     Remove what a job writes in C{directory}: its intermediate and output
     files, and attempts' temporary files.
+
+    @return: the names removed, for the caller to say so.
     """
-    for name in os.listdir(directory):
+    removed = []
+    for name in sorted(os.listdir(directory)):
         if _STALE.match(name):
             try:
                 os.unlink(os.path.join(directory, name))
+                removed.append(name)
             except OSError:
                 pass
+    return removed
 
 
 def write_atomically(path, text):

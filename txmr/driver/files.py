@@ -10,6 +10,8 @@ fails), a discard or a journal write that fails is logged, never raised
 into an AMP responder or a timer.
 """
 
+import os
+import signal
 import sqlite3
 
 from twisted.logger import Logger
@@ -29,6 +31,7 @@ class JobFiles:
         self.clock = clock
         self.journal = journal
         self._flush_call = None
+        self._commits = 0
 
     def commit(self, attempt, counters, in_place=False):
         """
@@ -42,6 +45,8 @@ class JobFiles:
             self.layout.commit(task.kind, task.index, attempt.id, written_in_place=in_place)
         except OSError as e:
             return f"cannot commit the attempt's files: {e}"
+        self._commits += 1
+        crash_point("after-rename", self._commits)
         self._journal(lambda j: j.committed(attempt, counters))
         return None
 
@@ -107,3 +112,19 @@ class JobFiles:
     def _flush(self):
         self._flush_call = None
         self._journal(lambda j: j.flush())
+        crash_point("after-journal", self._commits)
+
+
+def crash_point(name, commits):
+    """
+    For the crash tests: with C{TXMR_CRASH_AT=NAME:N} in the driver's
+    environment, the driver kills itself (SIGKILL, as a crash would) at that
+    point once it has made N commits.  Points: C{after-rename} (the N-th
+    commit's files in place, not yet journaled) and C{after-journal} (the
+    journal written with the N-th commit in it).
+    """
+    wanted = os.environ.get("TXMR_CRASH_AT")
+    if wanted:
+        point, _, count = wanted.partition(":")
+        if point == name and commits >= int(count):
+            os.kill(os.getpid(), signal.SIGKILL)

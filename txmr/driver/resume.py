@@ -45,8 +45,12 @@ def open_journal(config, plan, now=0.0):
             raise ConfigError(f"cannot resume the earlier run of this job's directories: "
                               f"{'; '.join(changed)} (--fresh starts over)")
     if fresh:
-        for directory in {config.intermediate, config.output}:
-            remove_job_files(directory)
+        for directory in sorted({config.intermediate, config.output}):
+            removed = remove_job_files(directory)
+            if removed:
+                log.warn("removed {n} files of an earlier run from {directory}: {names}",
+                         n=len(removed), directory=directory,
+                         names=", ".join(removed[:10]) + (" ..." if len(removed) > 10 else ""))
     epoch = journal.start(current, fresh)
     plan.scheduler.number_attempts_from((epoch - 1) * ATTEMPT_BLOCK + 1)
     if not fresh:
