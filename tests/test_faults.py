@@ -143,6 +143,21 @@ class DriverCrashTests(unittest.TestCase):
                 self.assertGreaterEqual(kept, 3, "the journaled commits stay done")
 
 
+class ChangedInputTests(unittest.TestCase):
+    def test_input_rewritten_mid_job_fails_it_naming_the_file(self):
+        cluster = Cluster.slow_job(self, maps=2, seconds=2)
+        cluster.start_busy_worker("w")
+        for name in os.listdir(cluster.input):
+            path = os.path.join(cluster.input, name)
+            with open(path, "r+") as f:
+                text = f.read()
+                f.seek(0)
+                f.write(text.upper())
+        self.assertEqual(cluster.wait(timeout=90), 1, cluster.log())
+        self.assertIn("InputChanged: input file 'in-", cluster.log())
+        self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
+
+
 class BlacklistTests(unittest.TestCase):
     def test_worker_failing_where_others_succeed_is_blacklisted(self):
         """
