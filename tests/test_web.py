@@ -9,12 +9,12 @@ import os
 import shutil
 
 from twisted.internet import defer, reactor, utils
-from twisted.web.client import Agent, readBody
+from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 from twisted.trial import unittest
 
 from twisted.internet import endpoints
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 
 from txmr import protocol
 from txmr.core.model import WorkerInfo
@@ -63,6 +63,27 @@ class DriverFixture:
         return client
 
 
+class _Collect(Protocol):
+    def __init__(self, done):
+        self.done = done
+        self.chunks = []
+
+    def dataReceived(self, data):
+        self.chunks.append(data)
+
+    def connectionLost(self, reason):
+        self.done.callback(b"".join(self.chunks))
+
+
+def read_body(response):
+    """
+    A response's body (twisted's readBody warns about this transport).
+    """
+    done = defer.Deferred()
+    response.deliverBody(_Collect(done))
+    return done
+
+
 class _Body:
     """
     A request body for Agent.
@@ -84,7 +105,7 @@ class HTTPFixture(DriverFixture):
         headers = Headers({b"worker-pid": [pid.encode()]} if pid else {})
         producer = _Body(body).producer if body is not None else None
         response = yield Agent(reactor).request(method, self.url(path), headers, producer)
-        data = yield readBody(response)
+        data = yield read_body(response)
         return response.code, data
 
 
@@ -382,5 +403,5 @@ class SecretTests(HTTPFixture, unittest.TestCase):
         self.assertEqual(code, 200)
         headers = Headers({b"worker-pid": [b"1"], b"authorization": [b"Bearer s3cret"]})
         response = yield Agent(reactor).request(b"PUT", self.url("/task"), headers)
-        body = yield readBody(response)
+        body = yield read_body(response)
         self.assertEqual(json.loads(body)["type"], "mapper")

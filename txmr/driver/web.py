@@ -13,7 +13,7 @@ import re
 from importlib import resources
 
 from twisted.internet.protocol import Factory, Protocol
-from twisted.web import http, resource, server
+from twisted.web import http, pages, resource, server
 
 from txmr.driver.metrics import MetricsPage
 from txmr.driver.seed import SeedTaskAPI, SeedWorkers
@@ -115,9 +115,9 @@ class Guarded(resource.Resource):
             token = header[7:] if header.lower().startswith(b"bearer ") else None
             token = token or (request.args.get(b"token") or [None])[0]
             if not self.config.authorizes(token.decode("utf-8", "replace") if token else None):
-                return resource.ErrorPage(401, "Unauthorized",
-                                          "this driver needs its secret: "
-                                          "Authorization: Bearer SECRET, or ?token=SECRET")
+                return pages.errorPage(401, "Unauthorized",
+                                       "this driver needs its secret: "
+                                       "Authorization: Bearer SECRET, or ?token=SECRET")
         request.prepath.pop()
         request.postpath.insert(0, name)
         return resource.getChildForRequest(self.root, request)
@@ -139,11 +139,21 @@ def redacted_log_line(timestamp, request):
         request.uri = uri
 
 
+class _Root(resource.Resource):
+    """
+    The site's root: an unknown path is a plain 404 (twisted.web's default
+    page for it is deprecated).
+    """
+
+    def getChild(self, path, request):
+        return pages.notFound()
+
+
 def site(coordinator):
     """
     The driver's web site, over its coordinator.
     """
-    root = resource.Resource()
+    root = _Root()
     root.putChild(b"", StatusPage())
     seed_workers = SeedWorkers(coordinator, coordinator.config.http_lease)
     root.putChild(b"task", SeedTaskAPI(coordinator, seed_workers))
