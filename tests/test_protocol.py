@@ -269,6 +269,28 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
         third = makeService(dataclasses.replace(self.config), self.reactor)
         third.coordinator.plan.release()
 
+    def test_a_peer_that_says_no_hello_is_dropped(self):
+        silent = self.connect(hello=False)
+        self.advance(29)
+        self.assertFalse(silent.server_transport.disconnecting)
+        self.advance(2)
+        self.assertTrue(silent.server_transport.disconnecting)
+        joined = self.connect()
+        self.advance(60)
+        self.assertFalse(joined.server_transport.disconnecting, "a worker has no such limit")
+
+    def test_a_peer_that_sends_much_before_hello_is_dropped(self):
+        """
+        One unfinished AMP box of many 64 KiB values: the driver would keep
+        it all in memory; before Hello it stops at 1 MiB.
+        """
+        greedy = self.connect(hello=False)
+        value = b"x" * 60_000
+        for i in range(20):
+            greedy.transport.write(b"\x00\x04k%03d" % i + len(value).to_bytes(2, "big") + value)
+        self.flush()
+        self.assertTrue(greedy.server_transport.disconnecting)
+
     def test_malformed_bytes_drop_only_that_connection(self):
         bad = self.connect(hello=False)
         bad.transport.write(b"\x00\x05hello\xff\xff garbage that is not AMP at all")

@@ -21,14 +21,37 @@ class DriverProtocol(amp.AMP):
     """
 
     worker = None
+    # Before Hello, a peer is nobody: it has this long to say it, and may
+    # send this much meanwhile (a Hello is a few hundred bytes; AMP would
+    # otherwise buffer any number of 64 KiB values of one unfinished box).
+    HELLO_WITHIN = 30.0
+    BYTES_BEFORE_HELLO = 1 << 20
 
     def __init__(self, coordinator):
         super().__init__()
         self.coordinator = coordinator
+        self._unauthenticated = 0
+        self._hello_deadline = None
 
     def connectionMade(self):
         super().connectionMade()
         protocol.no_delay(self.transport)
+        self._hello_deadline = self.coordinator.clock.callLater(
+            self.HELLO_WITHIN, self._drop, "it said no Hello in time")
+
+    def dataReceived(self, data):
+        if self.worker is None:
+            self._unauthenticated += len(data)
+            if self._unauthenticated > self.BYTES_BEFORE_HELLO:
+                self._drop(f"it sent more than {self.BYTES_BEFORE_HELLO} bytes before Hello")
+                return
+        super().dataReceived(data)
+
+    def _drop(self, why):
+        self._hello_deadline = None
+        log.info("dropped a connection from {peer}: {why}", peer=self.transport.getPeer(),
+                 why=why)
+        self.transport.abortConnection()
 
     def _worker(self):
         if self.worker is None:
@@ -51,6 +74,8 @@ class DriverProtocol(amp.AMP):
             raise protocol.VersionMismatch(
                 f"driver speaks version {protocol.PROTOCOL_VERSION}, not {version}")
         if self.worker is None:
+            if self._hello_deadline is not None and self._hello_deadline.active():
+                self._hello_deadline.cancel()
             self.worker = coordinator.join(WorkerInfo(host=host, pid=pid), peer=self,
                                            slots=protocol.WORKER_SLOTS)
             log.info("worker {worker} joined from {host} (pid {pid})", worker=self.worker,
@@ -82,6 +107,8 @@ class DriverProtocol(amp.AMP):
         return self._next(ask)
 
     def connectionLost(self, reason):
+        if self._hello_deadline is not None and self._hello_deadline.active():
+            self._hello_deadline.cancel()
         super().connectionLost(reason)
         if self.worker is not None:
             self.coordinator.disconnected(self.worker)

@@ -74,7 +74,7 @@ class DriverService(service.MultiService):
         self.address = None
         web = site(self.coordinator)
         amp = Factory.forProtocol(lambda: DriverProtocol(self.coordinator))
-        self.listener = Listener(reactor, config.listen, SniffingFactory(amp, web))
+        self.listener = Listener(reactor, config.listen, SniffingFactory(amp, web, reactor))
         self.listener.setServiceParent(self)
         self.http_listener = None
         if config.http:

@@ -26,14 +26,29 @@ class Sniffer(Protocol):
     AMP or an HTTP protocol, and relays to it from then on.
     """
 
+    # A connection that says nothing is dropped after this long.
+    FIRST_BYTE_WITHIN = 30.0
+
     def __init__(self, factory):
         self.factory = factory
         self.inner = None
+        self._deadline = None
+
+    def connectionMade(self):
+        if self.factory.clock is not None:
+            self._deadline = self.factory.clock.callLater(
+                self.FIRST_BYTE_WITHIN, self.transport.abortConnection)
+
+    def _stop_waiting(self):
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
 
     def dataReceived(self, data):
         if self.inner is None:
             if not data:
                 return
+            self._stop_waiting()
             build = self.factory.amp if data[:1] == b"\x00" else self.factory.http
             self.inner = build.buildProtocol(self.transport.getPeer())
             if self.inner is None:
@@ -44,6 +59,7 @@ class Sniffer(Protocol):
         self.inner.dataReceived(data)
 
     def connectionLost(self, reason):
+        self._stop_waiting()
         if self.inner is not None:
             self.inner.connectionLost(reason)
 
@@ -53,9 +69,10 @@ class SniffingFactory(Factory):
     Serves AMP and HTTP on one port.
     """
 
-    def __init__(self, amp_factory, http_factory):
+    def __init__(self, amp_factory, http_factory, clock=None):
         self.amp = amp_factory
         self.http = http_factory
+        self.clock = clock
 
     def buildProtocol(self, addr):
         return Sniffer(self)
