@@ -342,6 +342,26 @@ class JobRunTests(CorpusMixin, unittest.TestCase):
                            counters["txmr"]["combine_output_records"])
         self.assertEqual(counters["words"]["lines"], 6000)
 
+    def test_bytes_mode_gives_each_file_exactly(self):
+        """
+        INPUT = "bytes": map sees each file's exact bytes: CRLF, a lone CR
+        and bytes that are not UTF-8 survive.
+        """
+        import hashlib
+        import json
+
+        d = self.mktemp()
+        os.makedirs(d)
+        contents = {"a.bin": bytes(range(256)) * 40, "b.txt": b"one\r\ntwo\rthree\n\xff\xfe",
+                    "c.png": b"\x89PNG\r\n\x1a\n" + os.urandom(5000)}
+        for name, data in contents.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        out, _ = self.run_job(os.path.join(JOBS, "bytes.py"), d, maps=2)
+        self.assertEqual({name: json.loads(v) for name, v in out.items()},
+                         {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                          for name, data in contents.items()})
+
     def test_file_mode_and_json_values(self):
         d = self.corpus(lines=50, files=5)
         job = os.path.join(JOBS, "files.py")

@@ -12,7 +12,9 @@ C{(key, value)} pairs, and optionally:
     like the method it closes, so a task can aggregate in memory and emit
     once (mrjob's task hooks);
   - C{INPUT = "lines"} (the default: C{map(filename, line)} per line, without
-    its newline) or C{INPUT = "file"} (C{map(filename, contents)} per file).
+    its newline), C{INPUT = "file"} (C{map(filename, contents)} per file,
+    decoded as UTF-8 text with CRLF turned into LF), or C{INPUT = "bytes"}
+    (C{map(filename, data)} per file, its exact bytes: for binary formats).
 
 Jobs are named, never shipped: the driver and each worker import the job
 themselves from a dotted module (C{txmr.examples.wordcount}), a
@@ -29,7 +31,9 @@ import threading
 from txmr.core.counters import add
 
 DEFAULT_JOB = "txmr.examples.wordcount"
-INPUT_MODES = ("lines", "file")
+INPUT_MODES = ("lines", "file", "bytes")
+# The modes in which map is called once per whole file.
+WHOLE_FILE_MODES = ("file", "bytes")
 
 
 class JobError(Exception):

@@ -73,7 +73,7 @@ def plan_splits(files, n_map, mode="lines"):
     """
     tasks = [[] for _ in range(n_map)]
     total = sum(size for _, size in files)
-    if mode == "file" or all(size * n_map <= total for _, size in files):
+    if mode != "lines" or all(size * n_map <= total for _, size in files):
         loads = [0] * n_map
         for name, size in sorted(files, key=lambda f: (-f[1], f[0])):
             i = loads.index(min(loads))

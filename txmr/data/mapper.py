@@ -18,7 +18,7 @@ from txmr.data.chunks import open_chunks, write_columns
 from txmr.data.inputs import check_unchanged, decode, read_blocks
 from txmr.data.keys import hashable, partition
 from txmr.data.layout import Layout
-from txmr.job import Job, counting
+from txmr.job import WHOLE_FILE_MODES, Job, counting
 
 
 class MapOutput:
@@ -170,7 +170,7 @@ def run_map(job, spec, knobs, cancel=None):
             # Before and after reading: a file rewritten under a running job
             # fails the job, naming it, rather than give a mixed answer.
             check_unchanged(name, path, spec.stamps.get(name))
-            if job.input_mode == "file":
+            if job.input_mode in WHOLE_FILE_MODES:
                 check_cancelled(cancel)
                 if (name,) in skip:
                     skipped += 1
@@ -181,7 +181,7 @@ def run_map(job, spec, knobs, cancel=None):
                 size += len(data)
                 check_unchanged(name, path, spec.stamps.get(name))
                 try:
-                    pairs = function(name, decode(data))
+                    pairs = function(name, data if job.input_mode == "bytes" else decode(data))
                     out.extend(pairs)
                 except Exception as e:
                     raise RecordError([name], e) from e
