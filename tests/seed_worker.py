@@ -5,7 +5,10 @@ A worker of the seed system, as its code behaves on Python 3.11+: it asks
 posts `{"status": 4}` to `/task/TaskType.mapper/ID/status` (a str-mixin
 Enum formats as its qualified name since Python 3.11).
 
-    python tests/seed_worker.py URL PID
+    python tests/seed_worker.py URL PID [maps-only]
+
+With C{maps-only}, it leaves (exits 3) when handed a reduce, as a worker
+that dies would.
 """
 
 import json
@@ -53,7 +56,7 @@ def do_reduce(task):
         f.writelines(f"{w} {n}\n" for w, n in counts.items())
 
 
-def main(url, pid):
+def main(url, pid, maps_only=False):
     while True:
         code, body = call(url + "/task", "PUT", pid)
         answer = json.loads(body)
@@ -62,10 +65,12 @@ def main(url, pid):
         if "type" not in answer:
             time.sleep(0.05)
             continue
+        if maps_only and answer["type"] == "reducer":
+            return 3
         (do_map if answer["type"] == "mapper" else do_reduce)(answer)
         call(f"{url}/task/TaskType.{answer['type']}/{answer['id']}/status", "POST", pid,
              b'{"status": 4}')
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["maps-only"]))

@@ -359,11 +359,11 @@ class SeedWorkerTests(unittest.TestCase):
     and beside txmr's: the answer is exact whatever the mix.
     """
 
-    def start_seed_worker(self, cluster, name):
+    def start_seed_worker(self, cluster, name, *extra):
         port = cluster.address.rsplit("port=", 1)[1]
         log = open(os.path.join(cluster.base, name + ".log"), "wb")
         process = subprocess.Popen([sys.executable, SEED_WORKER, f"http://127.0.0.1:{port}",
-                                    name], stdout=log, stderr=subprocess.STDOUT,
+                                    name, *extra], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
         log.close()
         cluster.processes[name] = process
@@ -390,6 +390,21 @@ class SeedWorkerTests(unittest.TestCase):
         self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
         self.assertEqual(cluster.wait("seed", 30), 0, cluster.log("seed"))
         self.assertIn("to HTTP worker", cluster.log(), "the seed worker did maps")
+
+    def test_seed_maps_then_txmr_reduces(self):
+        """
+        A seed worker runs every map, then leaves with a reduce (its lease
+        runs out); a txmr worker runs the reduces over the seed's buckets.
+        """
+        cluster = Cluster(self, maps=3, reduces=2)
+        write_corpus(cluster.input, files=6)
+        cluster.start_driver("--http-lease", "2")
+        seed = self.start_seed_worker(cluster, "seed", "maps-only")
+        self.assertEqual(seed.wait(60), 3, "it left when handed a reduce")
+        cluster.killed.add("seed")
+        cluster.start_worker("txmr")
+        self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
 
     def test_seed_worker_beside_a_txmr_worker_on_a_file_cut_in_pieces(self):
         """

@@ -160,6 +160,28 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
                          ["earlier-run"] * 5)
         self.assertEqual(read_output(self.config.output, 2), output)
 
+    def test_another_run_in_the_same_directories_is_not_resumed(self):
+        """
+        A finished job's directories are rewritten by another job run
+        inline; the first job's command again must not claim those files
+        as its own output.
+        """
+        from txmr.inline import run_inline
+        from txmr.plan import JobConfig
+
+        self.run_tasks(self.connect())
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        expected = read_output(self.config.output, 2)
+        self.driver.stopService()
+        other = os.path.join(os.path.dirname(__file__), "jobs", "pairs.py")
+        run_inline(JobConfig(input=self.config.input, intermediate=self.config.intermediate,
+                             output=self.config.output, mappers=3, reducers=2, job=other))
+        self.assertNotEqual(read_output(self.config.output, 2), expected)
+        self.restart()
+        self.assertFalse(self.scheduler.over, "another job's output is not this job's")
+        self.run_tasks(self.connect())
+        self.assertEqual(read_output(self.config.output, 2), expected)
+
     def test_a_failed_job_starts_over(self):
         client = self.connect()
         for _ in range(10):

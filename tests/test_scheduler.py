@@ -7,7 +7,8 @@ from twisted.trial import unittest
 from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.scheduler import Scheduler
-from txmr.core.states import AttemptState, JobState, TaskState
+from txmr.core.model import WorkerInfo
+from txmr.core.states import AttemptState, JobState, TaskState, Via
 
 BLOCKED, READY, RUNNING, FINISHED = (TaskState.BLOCKED, TaskState.READY, TaskState.RUNNING,
                                      TaskState.FINISHED)
@@ -323,6 +324,20 @@ class FaultTests(unittest.TestCase):
             self.assertIsNotNone(attempt, f"attempt {n + 1} went nowhere")
             fail(s, attempt.worker, attempt, n)
         self.assertEqual(s.state, JobState.FAILED)
+
+    def test_a_seed_worker_never_strands_a_retry(self):
+        """
+        A reduce fails on the only txmr worker while a seed worker polls:
+        the seed worker cannot run it, so the txmr worker retries it.
+        """
+        s = make(maps=1)
+        s.register("txmr", 0)
+        s.register("seed", 0, WorkerInfo(host="http", pid="1", via=Via.HTTP), slots=None)
+        finish(s, "txmr", s.assign("txmr", 0), 0)
+        reduce = s.assign("txmr", 1)
+        fail(s, "txmr", reduce, 1)
+        self.assertIsNone(s.assign("seed", 2), "its maps were not the seed's")
+        self.assertEqual(s.assign("txmr", 2).task, reduce.task)
 
     def test_blacklisting_yields_when_only_blacklisted_workers_are_left(self):
         s = make(maps=3, blacklist_after=1)

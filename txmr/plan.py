@@ -84,7 +84,8 @@ class Plan:
             stamps = {name: self.stamps[name] for name, _, _ in task.inputs}
             return TaskSpec(input=config.input, splits=task.inputs, skip=list(task.skip),
                             stamps=stamps, **common)
-        return TaskSpec(output=config.output, memory=config.memory, **common)
+        return TaskSpec(output=config.output, memory=config.memory,
+                        seed_buckets=self.scheduler.maps_in_seed_format(), **common)
 
 
 def input_error(path):
@@ -134,12 +135,13 @@ def plan_job(config, clear=True):
     # file changed fails the job, naming it.
     stamps = {name: stamp(os.path.join(config.input, name))
               for name, _ in list_inputs(config.input)}
-    files = [(name, size) for name, (size, _) in stamps.items()]
+    files = [(name, st[0]) for name, st in stamps.items()]
     splits = plan_splits(files, config.mappers, job.input_mode)
     scheduler = Scheduler(
         splits, config.reducers, max_attempts=config.max_attempts,
         task_timeout=config.task_timeout, speculation=config.speculation,
-        speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records)
+        speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records,
+        seed_workers=job.name == DEFAULT_JOB)
     layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
     return Plan(config, job, scheduler, layout, stamps, locks)
 

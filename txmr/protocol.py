@@ -22,7 +22,9 @@ from twisted.protocols import amp
 from txmr.core.errors import StaleReport, UnknownTask, UnknownWorker
 
 # 2: GetTask's answer lost its C{retry}, and a spec carries both task counts.
-PROTOCOL_VERSION = 2
+# 3: a map's spec carries its inputs' stamps, a reduce's how to read seed
+# workers' map output.
+PROTOCOL_VERSION = 3
 
 # Attempts an AMP worker may hold at once: one running, and one to run next
 # (asked for while the first runs, when tasks are quick).

@@ -58,21 +58,23 @@ class Placement:
     def finished(self, kind, duration):
         insort(self._durations[kind], duration)
 
-    def choose(self, worker, others, phase, running, now, fits=None):
+    def choose(self, worker, others, phase, running, now, fits=None, can_run=None):
         """
         The L{Choice} for C{worker}, or L{None}.
 
         @param others: returns the live, not blacklisted workers but this one.
-        @param fits: whether a task is one this worker can run (L{None}: any).
+        @param fits: whether a task is one this worker can run (L{None}: any);
+            such a worker gets no backup attempts.
+        @param can_run: whether a worker can run a task (L{None}: any can).
         @param phase: the kind of task still unfinished first.
         @param running: every running attempt.
         """
         if worker.attempts and not self._may_look_ahead(worker, others, phase):
             return None
-        task = self._next_ready(worker, others, fits)
+        task = self._next_ready(worker, others, fits, can_run)
         if task is not None:
             return Choice(task, speculative=False)
-        task = self._straggler(worker, phase, running, now, fits)
+        task = self._straggler(worker, phase, running, now) if fits is None else None
         if task is not None:
             return Choice(task, speculative=True)
         return None
@@ -98,7 +100,7 @@ class Placement:
                     return True
         return False
 
-    def _next_ready(self, worker, others, fits):
+    def _next_ready(self, worker, others, fits, can_run):
         """
         The first READY task in line that has not failed on this worker; one
         that has, only if every other worker has failed it too (Hadoop's
@@ -119,12 +121,13 @@ class Placement:
                 return task
             if fallback is None:
                 fallback = task
-        if fallback is not None and all(_failed_on(fallback, w) for w in others()):
+        if fallback is not None and all(_failed_on(fallback, w) for w in others()
+                                        if can_run is None or can_run(w, fallback)):
             ready.remove(fallback)
             return fallback
         return None
 
-    def _straggler(self, worker, phase, running, now, fits):
+    def _straggler(self, worker, phase, running, now):
         """
         The task that most deserves a backup attempt on this worker, if any:
         the phase has nothing left to hand out, and the task's only attempt
@@ -139,8 +142,7 @@ class Placement:
         candidates = []
         for only in running:
             task = only.task
-            if (task.kind == phase and len(task.running_attempts()) == 1
-                    and (fits is None or fits(task))):
+            if task.kind == phase and len(task.running_attempts()) == 1:
                 if only.worker != worker.id and only.duration(now) > threshold:
                     candidates.append((only.duration(now), only.id, task))
         if not candidates:

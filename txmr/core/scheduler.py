@@ -49,11 +49,13 @@ class Scheduler:
         succeeded elsewhere, after which that worker gets no more tasks.
     @param skip_bad_records: whether input records that made map attempts
         fail twice are skipped by later attempts.
+    @param seed_workers: whether the seed's HTTP workers may run this job's
+        tasks (they run word count only).
     """
 
     def __init__(self, map_inputs, n_reduce, max_attempts=4, task_timeout=None,
                  speculation=True, speculate_after=10.0, blacklist_after=3,
-                 skip_bad_records=False):
+                 skip_bad_records=False, seed_workers=True):
         if not map_inputs or n_reduce < 1:
             raise ValueError("a job needs at least one map and one reduce task")
         self.maps = [Task(Kind.MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
@@ -63,6 +65,7 @@ class Scheduler:
         self.task_timeout = task_timeout
         self.blacklist_after = blacklist_after
         self.skip_bad_records = skip_bad_records
+        self.seed_workers = seed_workers
         self.workers = {}
         self.attempts = {}
         self.placement = Placement(self.maps, speculation, speculate_after)
@@ -223,14 +226,14 @@ class Scheduler:
         worker.last_seen = now
         if self.over:
             return None
-        if worker.blacklisted and any(self._others(worker)):
+        if worker.blacklisted and any(self._stand_ins(worker)):
             # Blacklisting yields when only blacklisted workers are left.
             return None
         if worker.slots is not None and len(worker.attempts) >= worker.slots:
             return None
         fits = self._fits_seed_worker if worker.info.via is Via.HTTP else None
         choice = self.placement.choose(worker, lambda: self._others(worker), self._phase(),
-                                       self._running, now, fits)
+                                       self._running, now, fits, self._can_run)
         if choice is None:
             return None
         return self._start(choice.task, worker, now, choice.speculative)
@@ -252,16 +255,43 @@ class Scheduler:
         self._running.add(attempt)
         return attempt
 
+    def _stand_ins(self, worker):
+        """
+        The other workers that could run any task in this one's place: the
+        seed's workers can run only some, so they stand in for nobody.
+        """
+        return (w for w in self._others(worker) if w.info.via is not Via.HTTP)
+
+    def _can_run(self, worker, task):
+        return worker.info.via is not Via.HTTP or self._fits_seed_worker(task)
+
     def _fits_seed_worker(self, task):
         """
         What the seed's workers can do exactly: a map of whole files that no
         other task reads (they read whole files, and bucket words their own
         way), and a reduce once every map's output is in their format.
         """
+        if not self.seed_workers:
+            return False
         if task.kind is Kind.MAP:
             return task.index in self._whole_files
+        return self.maps_in_seed_format()
+
+    def maps_in_seed_format(self):
+        """
+        Whether every map's output was written by a seed worker: then its
+        reduces read it by the seed's own bucketing, whoever runs them.
+        """
         return all(m.winner is not None and m.winner.worker in self.workers
                    and self.workers[m.winner.worker].info.via is Via.HTTP for m in self.maps)
+
+    def ready_but_not_for(self, worker_id):
+        """
+        How many READY tasks this worker cannot run.
+        """
+        worker = self.worker(worker_id)
+        return sum(1 for t in self.tasks()
+                   if t.state is TaskState.READY and not self._can_run(worker, t))
 
     def _phase(self):
         return Kind.MAP if self._unfinished[Kind.MAP] else Kind.REDUCE
@@ -422,7 +452,7 @@ class Scheduler:
                 continue
             strikes = sum(1 for a in worker.failed_attempts
                           if a.task.winner is not None and a.task.winner.worker != worker_id)
-            if strikes >= self.blacklist_after and any(self._others(worker)):
+            if strikes >= self.blacklist_after and any(self._stand_ins(worker)):
                 worker.blacklisted = True
                 out.append(Blacklisted(worker))
         return out

@@ -29,6 +29,9 @@ class TaskSpec:
         when the job was planned: a map fails if its file changed since.
     @ivar output: where a reduce task writes C{out-R}.
     @ivar memory: a reduce task's memory budget in bytes.
+    @ivar seed_buckets: every map's output was written by a seed worker: a
+        reduce reads C{mr-M-R} as the seed bucketed it (first letter), not
+        by CRC-32.
     """
 
     kind: Kind
@@ -44,6 +47,7 @@ class TaskSpec:
     stamps: dict = field(default_factory=dict)
     output: str | None = None
     memory: int = DEFAULT_MEMORY
+    seed_buckets: bool = False
 
     def to_json(self):
         common = {"kind": str(self.kind), "index": self.index, "attempt": self.attempt,
@@ -52,7 +56,8 @@ class TaskSpec:
         if self.kind is Kind.MAP:
             return dict(common, input=self.input, splits=self.splits, skip=self.skip,
                         stamps=self.stamps)
-        return dict(common, output=self.output, memory=self.memory)
+        return dict(common, output=self.output, memory=self.memory,
+                    seed_buckets=self.seed_buckets)
 
     @classmethod
     def from_json(cls, data):
@@ -67,7 +72,8 @@ class TaskSpec:
             if kind is Kind.MAP:
                 return cls(input=str(data["input"]), splits=list(data["splits"]),
                            skip=list(data["skip"]), stamps=dict(data["stamps"]), **common)
-            return cls(output=str(data["output"]), memory=int(data["memory"]), **common)
+            return cls(output=str(data["output"]), memory=int(data["memory"]),
+                       seed_buckets=bool(data["seed_buckets"]), **common)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a task spec: {e!r}") from e
 

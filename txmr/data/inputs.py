@@ -18,10 +18,12 @@ class InputChanged(Exception):
 
 def stamp(path):
     """
-    What tells that a file changed: C{[size, modification time in ns]}.
+    What tells that a file changed: C{[size, modification time in ns,
+    inode, change time in ns]}.  The last two catch a rewrite that kept the
+    size and set the modification time back (C{cp -p}, C{rsync -t}).
     """
     st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 def check_unchanged(name, path, expected):
@@ -39,7 +41,7 @@ def check_unchanged(name, path, expected):
     if now != list(expected):
         raise InputChanged(
             f"input file {name!r} changed since the job was planned (size {expected[0]} -> "
-            f"{now[0]} bytes{', modified again' if now[1] != expected[1] else ''})")
+            f"{now[0]} bytes{', modified again' if now[1:] != list(expected[1:]) else ''})")
 
 
 def list_inputs(input_dir):

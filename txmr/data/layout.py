@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 from txmr.core.states import Kind
 
-# Files of an earlier run of a job, removed when a new one starts.
-_STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?)$")
+# Files of an earlier run of a job, removed when a new one starts: its
+# output, its attempts' temporary files, and the driver's journal.
+_STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?"
+                    r"|\.txmr-journal\.sqlite(-wal|-shm)?)$")
+_JOURNAL = re.compile(r"^\.txmr-journal\.sqlite")
 
 
 def attempt_name(final, attempt):
@@ -119,22 +122,36 @@ class Layout:
                 pass
 
 
-def remove_job_files(directory):
+def remove_job_files(directory, keep_journal=False):
     """
     Remove what a job writes in C{directory}: its intermediate and output
-    files, and attempts' temporary files.
+    files, attempts' temporary files, and (unless C{keep_journal}) the
+    driver's journal of an earlier run.
 
     @return: the names removed, for the caller to say so.
     """
     removed = []
     for name in sorted(os.listdir(directory)):
-        if _STALE.match(name):
+        if _STALE.match(name) and not (keep_journal and _JOURNAL.match(name)):
             try:
                 os.unlink(os.path.join(directory, name))
                 removed.append(name)
             except OSError:
                 pass
     return removed
+
+
+def remove_attempt_files(directory):
+    """
+    Remove attempts' temporary files only (those of an earlier run's
+    attempts that were running when it died).
+    """
+    for name in os.listdir(directory):
+        if ".attempt-" in name and _STALE.match(name):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
 
 
 def write_atomically(path, text):

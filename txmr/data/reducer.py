@@ -133,10 +133,13 @@ class Grouper:
 
 def map_output_of(layout, m, index, knobs):
     """
-    Map task C{m}'s pairs for reduce task C{index}, as chunks.  A seed
-    worker buckets a word by its first letter, txmr by CRC-32 of its bytes:
-    from a seed worker's map output, take the keys that are this task's
-    from every one of its buckets.
+    Map task C{m}'s pairs for reduce task C{index}, as chunks, where the
+    job's maps were run by txmr's workers and maybe some seed workers.  A
+    seed worker buckets a word by its first letter, txmr by CRC-32 of its
+    bytes: from a seed worker's map output, take the keys that are this
+    task's from every one of its buckets.  (Where every map was a seed
+    worker's, reduces follow the seed's buckets instead: see
+    L{txmr.core.spec.TaskSpec.seed_buckets}.)
     """
     path = layout.map_output(m, index)
     if not is_seed_output(path):
@@ -170,7 +173,9 @@ def run_reduce(job, spec, knobs, cancel=None):
     init, function, final = Job.hooks(instance, "reduce")
     try:
         for m in range(spec.n_map):
-            for size, (keys, values) in map_output_of(layout, m, index, knobs):
+            chunks = (read_chunks(layout.map_output(m, index), knobs.chunk_records)
+                      if spec.seed_buckets else map_output_of(layout, m, index, knobs))
+            for size, (keys, values) in chunks:
                 check_cancelled(cancel)
                 records += len(keys)
                 grouper.add_chunk(size, keys, values)

@@ -19,7 +19,7 @@ from txmr.core.counters import valid
 from txmr.core.errors import SchedulingError
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.spec import Done, Run, Wait
-from txmr.core.states import AttemptState, Via
+from txmr.core.states import AttemptState, Kind, Via
 from txmr.data.attempt import is_record
 from txmr.driver.ending import Ending
 from txmr.driver.files import JobFiles
@@ -251,6 +251,10 @@ class Coordinator:
         mine = [a for a in task.running_attempts() if a.worker == worker]
         if not mine:
             raise SchedulingError(f"{task} is not RUNNING for {who} (it is {task.state.name})")
+        changed = self.files.changed_input(task) if task.kind is Kind.MAP else None
+        if changed:
+            self.task_failed(worker, kind, index, mine[0].id, changed, "", None)
+            raise SchedulingError(f"{task} did not finish: {changed}")
         self.task_done(worker, kind, index, mine[0].id, {}, in_place=True)
         if mine[0].state is not AttemptState.SUCCEEDED:
             raise SchedulingError(f"{task} did not finish: {mine[0].error}")

@@ -16,6 +16,7 @@ import sqlite3
 
 from twisted.logger import Logger
 
+from txmr.data.inputs import InputChanged, check_unchanged, stamp
 from txmr.driver import closing
 
 log = Logger()
@@ -47,7 +48,29 @@ class JobFiles:
             return f"cannot commit the attempt's files: {e}"
         self._commits += 1
         crash_point("after-rename", self._commits)
-        self._journal(lambda j: j.committed(attempt, counters))
+        if self.journal is not None:
+            # What the files are now: a later run resumes the task only if
+            # they are still these files, not another run's of the same name.
+            try:
+                files = [[final, stamp(final)]
+                         for _, final in self.layout.files(task.kind, task.index, attempt.id)]
+            except OSError:
+                files = None
+            if files is not None:
+                self._journal(lambda j: j.committed(attempt, counters, files))
+        return None
+
+    def changed_input(self, task):
+        """
+        Why a map task's input files are not what the plan saw, or L{None}:
+        the seed's workers do not check, so the driver does it for them.
+        """
+        for name, _, _ in task.inputs:
+            try:
+                check_unchanged(name, os.path.join(self.config.input, name),
+                                self.plan.stamps.get(name))
+            except InputChanged as e:
+                return f"InputChanged: {e}"
         return None
 
     def discard(self, attempt):

@@ -28,7 +28,7 @@ JOURNAL_NAME = ".txmr-journal.sqlite"
 ATTEMPT_BLOCK = 10 ** 9
 
 
-def identity(config, job, stamps):
+def identity(config, job, stamps, splits):
     """
     What must be equal for a run to resume another: the job's code, its
     input, and every flag that changes its output.
@@ -38,6 +38,7 @@ def identity(config, job, stamps):
         "job_source": job.source_digest(),
         "input": config.input,
         "inputs": stamps,
+        "splits": splits,
         "intermediate": config.intermediate,
         "output": config.output,
         "mappers": config.mappers,
@@ -62,6 +63,8 @@ def differences(old, new):
             out.append(f"input files changed: {shown}")
         elif key == "job_source":
             out.append("the job's source changed")
+        elif key == "splits":
+            out.append("the input is dealt to map tasks differently")
         else:
             out.append(f"{key} was {old.get(key)!r}, now {new[key]!r}")
     return out
@@ -85,7 +88,7 @@ class Journal:
         self.db.execute("CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT)")
         self.db.execute("CREATE TABLE IF NOT EXISTS commits (kind TEXT, task INTEGER, "
                         "attempt INTEGER, epoch INTEGER, counters TEXT, skip TEXT, "
-                        "PRIMARY KEY (kind, task))")
+                        "files TEXT, PRIMARY KEY (kind, task))")
 
     def _get(self, key):
         row = self.db.execute("SELECT value FROM job WHERE key = ?", (key,)).fetchone()
@@ -110,10 +113,11 @@ class Journal:
         """
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            epoch = (self._get("epoch") or 0) + 1
             if fresh:
+                # The epoch is kept: a fresh run's attempt ids are its own too.
                 self.db.execute("DELETE FROM commits")
                 self.db.execute("DELETE FROM job")
-            epoch = (self._get("epoch") or 0) + 1
             self._set("identity", identity)
             self._set("epoch", epoch)
             self._set("state", "running")
@@ -122,14 +126,15 @@ class Journal:
 
     def commits(self):
         """
-        The committed attempts: C{(kind, task, attempt, counters, skip)}.
+        The committed attempts: C{(kind, task, attempt, counters, skip,
+        files)}, C{files} being each final file's name and stamp as committed.
         """
-        rows = self.db.execute("SELECT kind, task, attempt, counters, skip FROM commits "
+        rows = self.db.execute("SELECT kind, task, attempt, counters, skip, files FROM commits "
                                "ORDER BY kind, task")
-        return [(Kind(kind), task, attempt, json.loads(counters), json.loads(skip))
-                for kind, task, attempt, counters, skip in rows]
+        return [(Kind(kind), task, attempt, json.loads(counters), json.loads(skip),
+                 json.loads(files)) for kind, task, attempt, counters, skip, files in rows]
 
-    def committed(self, attempt, counters):
+    def committed(self, attempt, counters, files):
         """
         An attempt's files are in place: its task is done, for good.  The
         row is written by the next L{flush}, at the next turn of the
@@ -137,7 +142,8 @@ class Journal:
         """
         task = attempt.task
         self._pending.append((task.kind.value, task.index, attempt.id, self.epoch,
-                              json.dumps(counters), json.dumps(task.skip) if task.skip else "[]"))
+                              json.dumps(counters), json.dumps(task.skip) if task.skip else "[]",
+                              json.dumps(files)))
 
     @property
     def dirty(self):
@@ -150,8 +156,8 @@ class Journal:
         rows, self._pending = self._pending, []
         if rows:
             with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO commits VALUES (?, ?, ?, ?, ?, ?)",
-                                    rows)
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO commits VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def ended(self, ok):
         """

@@ -10,13 +10,13 @@ How a driver starts: afresh, or resuming the run its journal describes.
     changed.
 """
 
-import os
 import sqlite3
 
 from twisted.logger import Logger
 
 from txmr.core.states import Kind
-from txmr.data.layout import remove_job_files
+from txmr.data.inputs import stamp
+from txmr.data.layout import remove_attempt_files, remove_job_files
 from txmr.driver.journal import ATTEMPT_BLOCK, Journal, differences, identity, journal_path
 from txmr.plan import ConfigError
 
@@ -36,7 +36,8 @@ def open_journal(config, plan, now=0.0):
         previous, state = journal.previous, journal.state
     except sqlite3.Error as e:
         raise ConfigError(f"cannot use the journal {path!r}: {e}") from e
-    current = identity(config, plan.job, plan.stamps)
+    splits = [task.inputs for task in plan.scheduler.maps]
+    current = identity(config, plan.job, plan.stamps, splits)
     fresh = config.fresh or previous is None or state == "failed"
     if not fresh:
         changed = differences(previous, current)
@@ -46,15 +47,23 @@ def open_journal(config, plan, now=0.0):
                               f"{'; '.join(changed)} (--fresh starts over)")
     if fresh:
         for directory in sorted({config.intermediate, config.output}):
-            removed = remove_job_files(directory)
+            removed = remove_job_files(directory, keep_journal=True)
             if removed:
                 log.warn("removed {n} files of an earlier run from {directory}: {names}",
                          n=len(removed), directory=directory,
                          names=", ".join(removed[:10]) + (" ..." if len(removed) > 10 else ""))
-    epoch = journal.start(current, fresh)
+    else:
+        for directory in {config.intermediate, config.output}:
+            remove_attempt_files(directory)
+    try:
+        epoch = journal.start(current, fresh)
+        commits = [] if fresh else journal.commits()
+    except sqlite3.Error as e:
+        journal.close()
+        raise ConfigError(f"cannot use the journal {path!r}: {e}") from e
     plan.scheduler.number_attempts_from((epoch - 1) * ATTEMPT_BLOCK + 1)
     if not fresh:
-        restored = restore(plan, journal.commits(), now)
+        restored = restore(plan, commits, now)
         log.info("resuming the earlier run (epoch {epoch}): {maps} map and {reduces} reduce "
                  "tasks already done", epoch=epoch, maps=restored[Kind.MAP],
                  reduces=restored[Kind.REDUCE])
@@ -63,17 +72,27 @@ def open_journal(config, plan, now=0.0):
 
 def restore(plan, commits, now):
     """
-    Mark done the committed tasks whose files are all in place; reduces
-    only once every map is.  Return how many of each kind.
+    Mark done the committed tasks whose files are all in place, and still
+    the very files committed (same size, times and inode: not another
+    run's of the same name); reduces only once every map is.  Return how
+    many of each kind.
     """
     scheduler = plan.scheduler
     restored = {Kind.MAP: 0, Kind.REDUCE: 0}
     for kind in (Kind.MAP, Kind.REDUCE):
         if kind is Kind.REDUCE and restored[Kind.MAP] < len(scheduler.maps):
             break
-        for k, index, attempt, counters, skip in commits:
-            files = plan.layout.files(k, index, attempt)
-            if k is kind and all(os.path.exists(final) for _, final in files):
+        for k, index, attempt, counters, skip, files in commits:
+            expected = [final for _, final in plan.layout.files(k, index, attempt)]
+            if (k is kind and [name for name, _ in files] == expected
+                    and all(_unchanged(name, was) for name, was in files)):
                 scheduler.restore(kind, index, attempt, counters, skip, now)
                 restored[kind] += 1
     return restored
+
+
+def _unchanged(path, was):
+    try:
+        return stamp(path) == was
+    except OSError:
+        return False

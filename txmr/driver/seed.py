@@ -37,6 +37,7 @@ class SeedWorkers:
         self.coordinator = coordinator
         self.lease = lease
         self._sessions = {}
+        self._warned = set()
 
     def worker(self, pid):
         """
@@ -69,7 +70,15 @@ class SeedWorkers:
         if self.coordinator.scheduler.over:
             self.coordinator.http_told(worker)
             return None
-        return self.coordinator.assign(worker)
+        attempt = self.coordinator.assign(worker)
+        if attempt is None and worker not in self._warned:
+            stranded = self.coordinator.scheduler.ready_but_not_for(worker)
+            if stranded:
+                self._warned.add(worker)
+                log.warn("HTTP worker {worker} can run none of the {n} ready tasks: the seed's "
+                         "workers run word count, over whole files no other task reads; a txmr "
+                         "worker (twistd txmr-worker) can run them", worker=worker, n=stranded)
+        return attempt
 
     def finished(self, pid, task):
         """
