@@ -101,6 +101,8 @@ def driver_flags(a):
         flags.append("--no-speculation")
     if a.skip_bad_records:
         flags.append("--skip-bad-records")
+    if a.fresh:
+        flags.append("--fresh")
     return flags
 
 
@@ -395,6 +397,8 @@ def parser():
     r.add_argument("--task-timeout", type=float)
     r.add_argument("--no-speculation", action="store_true")
     r.add_argument("--skip-bad-records", action="store_true")
+    r.add_argument("--fresh", action="store_true",
+                   help="with --intermediate: start over instead of resuming an earlier run")
     r.set_defaults(func=run)
     s = sub.add_parser("status", help="print a running job's progress")
     s.add_argument("address", help="the driver: http://HOST:PORT (as txmr run prints it, "
