@@ -158,6 +158,29 @@ class RunTests(unittest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("does not exist", result.stderr)
 
+    def test_job_as_module_of_the_current_directory_or_path_and_class(self):
+        """
+        `txmr run mymod` finds mymod.py in the current directory, as
+        `python -m` would, and `path/job.py:Class` names a class in a file;
+        the driver and its workers (in another directory) find them too.
+        """
+        here = os.path.join(self.base, "here")
+        os.makedirs(here)
+        with open(os.path.join(here, "mycount.py"), "w") as f:
+            f.write("class Count:\n"
+                    "    def map(self, name, line):\n"
+                    "        for word in line.split():\n"
+                    "            yield word.lower(), 1\n"
+                    "    def reduce(self, word, counts):\n"
+                    "        yield word, sum(counts)\n")
+        for job in ("mycount:Count", os.path.join(here, "mycount.py") + ":Count"):
+            for inline in ([], ["--inline"]):
+                out = os.path.join(self.base, f"out-{len(os.listdir(self.base))}")
+                result = self.txmr("run", job, *inline, "-i", EXAMPLES, "-o", out, "-w", "1",
+                                   cwd=here)
+                self.assertEqual(result.returncode, 0, (job, inline, result.stderr))
+                self.assertEqual(read_output(out, 2), counted(EXAMPLES), (job, inline))
+
     def test_input_that_is_a_file_is_named_so(self):
         for inline in ([], ["--inline"]):
             result = self.txmr("run", *inline, "-i", os.path.join(EXAMPLES, "pg-alice.txt"),

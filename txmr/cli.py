@@ -118,10 +118,14 @@ class LocalCluster:
         self.processes = []
 
     def spawn(self, name, args):
+        # The daemons run in the work directory: a job module in the user's
+        # directory is found through PYTHONPATH, as `python -m` finds it.
+        path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
         with open(os.path.join(self.work, name + ".log"), "wb") as log:
             process = subprocess.Popen(
                 twistd() + ["--pidfile=", "-n"] + args, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.work)
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.work,
+                env=dict(os.environ, PYTHONPATH=path))
         self.processes.append(process)
         return process
 

@@ -17,8 +17,9 @@ C{(key, value)} pairs, and optionally:
     (C{map(filename, data)} per file, its exact bytes: for binary formats).
 
 Jobs are named, never shipped: the driver and each worker import the job
-themselves from a dotted module (C{txmr.examples.wordcount}), a
-C{module:attribute}, or a path to a C{.py} file.
+themselves from a dotted module (C{txmr.examples.wordcount}, found as
+C{python -m} would, the current directory included), a C{module:attribute},
+a path to a C{.py} file, or C{path/to/job.py:attribute}.
 """
 
 import importlib
@@ -140,19 +141,36 @@ def load_job(name):
         not a job.
     """
     name = (name or DEFAULT_JOB).strip()
+    where, _, attribute = name.rpartition(":") if ":" in name else (name, "", "")
     try:
-        if name.endswith(".py") or os.sep in name:
-            name = os.path.abspath(name)
-            target = _load_file(name)
+        if where.endswith(".py") or os.sep in where:
+            where = os.path.abspath(where)
+            # Workers load the job by this name, from any directory.
+            name = f"{where}:{attribute}" if attribute else where
+            module = _load_file(where)
         else:
-            module_name, _, attribute = name.partition(":")
-            module = importlib.import_module(module_name)
-            target = getattr(module, attribute) if attribute else module
+            module = _import(where)
+        target = getattr(module, attribute) if attribute else module
     except JobError:
         raise
     except (Exception, SystemExit) as e:
         raise JobError(f"cannot load job {name!r}: {type(e).__name__}: {e}") from e
     return Job(name, target)
+
+
+def _import(module_name):
+    """
+    Import a module as C{python -m} would find it: from the current
+    directory too.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        here = os.getcwd()
+        if e.name != module_name.split(".")[0] or here in sys.path:
+            raise
+        sys.path.insert(0, here)
+        return importlib.import_module(module_name)
 
 
 def _load_file(path):
