@@ -181,6 +181,14 @@ class RunTests(unittest.TestCase):
                 self.assertEqual(result.returncode, 0, (job, inline, result.stderr))
                 self.assertEqual(read_output(out, 2), counted(EXAMPLES), (job, inline))
 
+    def test_same_error_same_exit_and_message_inline_or_not(self):
+        results = [self.txmr("run", *inline, "no_such_job_module", "-i", EXAMPLES, "-o",
+                             os.path.join(self.base, "o"))
+                   for inline in ([], ["--inline"])]
+        self.assertEqual([r.returncode for r in results], [2, 2])
+        self.assertEqual(results[0].stderr, results[1].stderr)
+        self.assertTrue(results[0].stderr.startswith("txmr: cannot load job"), results[0].stderr)
+
     def test_input_that_is_a_file_is_named_so(self):
         for inline in ([], ["--inline"]):
             result = self.txmr("run", *inline, "-i", os.path.join(EXAMPLES, "pg-alice.txt"),

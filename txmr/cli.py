@@ -106,6 +106,13 @@ def driver_flags(a):
     return flags
 
 
+class CannotStart(Exception):
+    """
+    The driver refused the job before running anything (exit 2, as the
+    same error under --inline).
+    """
+
+
 class LocalCluster:
     """
     A driver and local workers, in their own sessions so that Ctrl-C on
@@ -166,7 +173,7 @@ class LocalCluster:
         deadline = time.monotonic() + 60
         while not os.path.exists(self.port_file):
             if self.driver.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(self.failed_to_start())
+                raise CannotStart(self.failed_to_start())
             time.sleep(0.02)
         with open(self.port_file) as f:
             self.address = f.read().strip()
@@ -220,9 +227,14 @@ class LocalCluster:
                 self.workers[i] = self.start_worker(i)
 
     def failed_to_start(self):
+        """
+        The driver's one-line reason, in the words and with the prefix the
+        same error has under --inline.
+        """
         with open(os.path.join(self.work, "driver.log"), errors="replace") as f:
             lines = [line for line in f.read().splitlines() if line.startswith("txmr")]
-        return "\n".join(lines) or "the driver did not start"
+        lines = [line.replace("txmr-driver: error: ", "txmr: ", 1) for line in lines]
+        return "\n".join(lines) or "txmr: the driver did not start"
 
     def state(self):
         request = urllib.request.Request(self.url + "/api/job",
@@ -267,7 +279,11 @@ def run(a):
     started = time.monotonic()
     keep = False
     try:
-        cluster.start()
+        try:
+            cluster.start()
+        except CannotStart as e:
+            print(e, file=sys.stderr)
+            return 2
         progress = Progress()
         while cluster.driver.poll() is None or cluster.restart_dead_driver():
             cluster.replace_dead_workers()
