@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from txmr.cli import twistd
+from txmr.local import twistd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWISTD = twistd()

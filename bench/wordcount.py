@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from txmr.cli import twistd
+from txmr.local import twistd
 from txmr.core.spec import DEFAULT_MEMORY
 
 HERE = os.path.dirname(os.path.abspath(__file__))

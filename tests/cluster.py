@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from txmr.cli import twistd
+from txmr.local import twistd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(HERE, "jobs")
