@@ -293,8 +293,10 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
 
     def test_malformed_bytes_drop_only_that_connection(self):
         bad = self.connect(hello=False)
-        bad.transport.write(b"\x00\x05hello\xff\xff garbage that is not AMP at all")
+        # A key, its value, then a key length AMP forbids (keys are < 256).
+        bad.transport.write(b"\x00\x05hello\x00\x01x" + b"\x01\x00" + b"k" * 256)
         self.flush()
+        self.assertTrue(bad.server_transport.disconnecting, "the bad connection is dropped")
         self.assertEqual(self.scheduler.workers, {})
         good = self.connect()
         answer = self.successResultOf(self.call(good, protocol.GetTask))

@@ -352,15 +352,21 @@ class FaultTests(unittest.TestCase):
         self.assertIsNotNone(s.assign("bad", 4), "the only worker left")
 
     def test_last_worker_never_blacklisted(self):
+        """
+        A task fails on the only txmr worker and then succeeds on a seed
+        worker: the txmr worker is to blame, but blacklisting it would leave
+        no worker that can run every task, so it is not.
+        """
         s = make(maps=3, blacklist_after=1)
         s.register("a", 0)
-        s.register("b", 0)
-        a = s.assign("a", 0)
-        fail(s, "a", a, 0)
-        s.lose("b", 0)
-        a2 = s.assign("a", 1)
-        finish(s, "a", a2, 1)
+        s.register("seed", 0, WorkerInfo(host="http", pid="1", via=Via.HTTP), slots=None)
+        first = s.assign("a", 0)
+        fail(s, "a", first, 0)
+        retry = s.assign("seed", 1)
+        self.assertEqual(retry.task, first.task, "the seed worker takes the retry")
+        self.assertEqual(finish(s, "seed", retry, 1), [])
         self.assertFalse(s.workers["a"].blacklisted)
+        self.assertIsNotNone(s.assign("a", 2))
 
     def test_skip_bad_records(self):
         s = make(maps=1, max_attempts=2, skip_bad_records=True)
