@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 from twisted.internet import defer, endpoints, reactor, task
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from tests.cluster import EXAMPLES, JOBS, Cluster, counted, twistd, write_corpus
+from tests.cluster import EXAMPLES, JOBS, Cluster, counted, twistd, wait_for, write_corpus
 from tests.oracle import read_output
 
 
@@ -294,10 +293,8 @@ class DiskTests(unittest.TestCase):
         cluster = Cluster.slow_job(self, 4, 1)
         cluster.start_worker("w1")
         cluster.start_worker("w2")
-        deadline = time.monotonic() + 60
-        while not any(n.startswith("mr-") for n in os.listdir(cluster.intermediate)):
-            self.assertLess(time.monotonic(), deadline, "no map finished")
-            time.sleep(0.05)
+        wait_for(lambda: any(n.startswith("mr-") for n in os.listdir(cluster.intermediate)),
+                 60, "a map to finish")
         shutil.rmtree(cluster.intermediate)
         self.assertEqual(cluster.wait(timeout=90), 1, cluster.log())
         self.assertIn("job failed:", cluster.log())
@@ -323,10 +320,7 @@ class LateWorkerTests(unittest.TestCase):
         cluster = Cluster(self, maps=1, reduces=1, input_dir=EXAMPLES)
         cluster.start_driver("--linger", "10")
         cluster.start_worker("w1")
-        deadline = time.monotonic() + 60
-        while "job finished" not in cluster.log():
-            self.assertLess(time.monotonic(), deadline, "the job did not finish")
-            time.sleep(0.05)
+        wait_for(lambda: "job finished" in cluster.log(), 60, "the job to finish")
         late = cluster.start_worker("late")
         self.assertEqual(cluster.wait("late", 8), 0, cluster.log("late"))
         self.assertEqual(cluster.wait(), 0)

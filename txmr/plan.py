@@ -159,13 +159,11 @@ def lock_directories(config):
     try:
         for directory in sorted({config.intermediate, config.output}):
             locks.append(lock_directory(directory, who))
-    except DirectoryInUse as e:
+    except (DirectoryInUse, OSError) as e:
         for lock in locks:
             lock.close()
-        raise ConfigError(str(e)) from e
-    except OSError as e:
-        for lock in locks:
-            lock.close()
+        if isinstance(e, DirectoryInUse):
+            raise ConfigError(str(e)) from e
         raise ConfigError(f"cannot write in {e.filename and os.path.dirname(e.filename)!r}: "
                           f"{e.strerror}") from e
     return locks

@@ -130,15 +130,7 @@ def remove_job_files(directory, keep_journal=False):
 
     @return: the names removed, for the caller to say so.
     """
-    removed = []
-    for name in sorted(os.listdir(directory)):
-        if _STALE.match(name) and not (keep_journal and _JOURNAL.match(name)):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
+    return _remove(directory, lambda name: not (keep_journal and _JOURNAL.match(name)))
 
 
 def remove_attempt_files(directory):
@@ -146,12 +138,23 @@ def remove_attempt_files(directory):
     Remove attempts' temporary files only (those of an earlier run's
     attempts that were running when it died).
     """
-    for name in os.listdir(directory):
-        if ".attempt-" in name and _STALE.match(name):
+    _remove(directory, lambda name: ".attempt-" in name)
+
+
+def _remove(directory, wanted):
+    """
+    Remove the job files in C{directory} that C{wanted} accepts; return
+    their names.
+    """
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if _STALE.match(name) and wanted(name):
             try:
                 os.unlink(os.path.join(directory, name))
+                removed.append(name)
             except OSError:
                 pass
+    return removed
 
 
 def write_atomically(path, text):

@@ -101,10 +101,6 @@ class Journal:
     def previous(self):
         return self._get("identity")
 
-    @property
-    def state(self):
-        return self._get("state")
-
     def start(self, identity, fresh):
         """
         Begin a run: a new epoch of the same job, or (C{fresh}) a new job.
@@ -120,7 +116,6 @@ class Journal:
                 self.db.execute("DELETE FROM job")
             self._set("identity", identity)
             self._set("epoch", epoch)
-            self._set("state", "running")
         self.epoch = epoch
         return epoch
 
@@ -165,12 +160,10 @@ class Journal:
         command does not run it again; a failed job's is removed with its
         files, and its next run starts over.
         """
-        if not ok:
+        if ok:
+            self.flush()
+        else:
             self.remove()
-            return
-        self.flush()
-        with self.db:
-            self._set("state", "finished")
 
     def remove(self):
         self._pending = []

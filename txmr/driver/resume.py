@@ -1,8 +1,8 @@
 """
 How a driver starts: afresh, or resuming the run its journal describes.
 
-  - No journal, a failed earlier run, or C{--fresh}: the earlier run's
-    files are removed and the job starts over.
+  - No journal (none yet, or the earlier run failed and removed it), or
+    C{--fresh}: the earlier run's files are removed and the job starts over.
   - The same job (code, input, output-changing flags): the tasks the
     journal claims and whose files are all present stay done; everything
     else runs again, with attempt ids that no earlier run used.
@@ -33,12 +33,13 @@ def open_journal(config, plan, now=0.0):
     path = journal_path(config)
     try:
         journal = Journal(path)
-        previous, state = journal.previous, journal.state
+        previous = journal.previous
     except sqlite3.Error as e:
         raise ConfigError(f"cannot use the journal {path!r}: {e}") from e
     splits = [task.inputs for task in plan.scheduler.maps]
     current = identity(config, plan.job, plan.stamps, splits)
-    fresh = config.fresh or previous is None or state == "failed"
+    # A failed run removed its journal: nothing to resume there either.
+    fresh = config.fresh or previous is None
     if not fresh:
         changed = differences(previous, current)
         if changed:

@@ -44,21 +44,24 @@ class SeedWorkers:
         The live session of this C{worker-pid}, renewed; a new one if its
         lease ran out (or it never had one).
         """
-        coordinator = self.coordinator
-        worker = self._sessions.get(pid)
-        if worker is not None and coordinator.is_live(worker):
-            coordinator.seen(worker)
+        worker = self.renew(pid)
+        if worker is not None:
             return worker
-        worker = coordinator.join(WorkerInfo(host="http", pid=pid, via=Via.HTTP),
+        worker = self.coordinator.join(WorkerInfo(host="http", pid=pid, via=Via.HTTP),
                                   slots=None, timeout=self.lease)
         self._sessions[pid] = worker
         log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=pid)
         return worker
 
     def renew(self, pid):
+        """
+        The live session of this C{worker-pid}, renewed, or L{None}.
+        """
         worker = self._sessions.get(pid)
         if worker is not None and self.coordinator.is_live(worker):
             self.coordinator.seen(worker)
+            return worker
+        return None
 
     def assign(self, pid):
         """
