@@ -8,7 +8,8 @@ import json
 import os
 import shutil
 
-from twisted.internet import defer, reactor, utils
+from twisted.internet import defer, reactor, threads, utils
+from twisted.internet.task import deferLater
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 from twisted.trial import unittest
@@ -17,15 +18,18 @@ from twisted.internet import endpoints
 from twisted.internet.protocol import Factory, Protocol
 
 from txmr import protocol
+from txmr.core.errors import SchedulingError
 from txmr.core.model import WorkerInfo
 from txmr.core.spec import TaskSpec
 from txmr.core.states import AttemptState, TaskState
 from txmr.data.run import run_task
 from txmr.driver.config import DriverConfig
 from txmr.driver.seed import SeedWorkers
+from txmr.driver.status import LIST_WORKERS, job_state
 from txmr.driver.service import makeService
 from txmr.job import load_job
 from tests.memory import FakeWorker, MemoryDriverMixin, write_input
+from tests.oracle import read_output, reference
 
 
 class DriverFixture:
@@ -195,17 +199,29 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         yield self.http(b"POST", "/task/reducer/0/status", body=b'{"status": 4}')
         code, body = yield self.http(b"PUT", "/task")
         self.assertEqual(json.loads(body), {"job_uuid": first["job_uuid"], "job_status": 2})
-        for pid in ("777", "999"):
-            self.assertFalse(self.driver.done.called, f"worker-pid {pid} was not told yet")
-            code, body = yield self.http(b"PUT", "/task", pid=pid)
-            self.assertEqual(json.loads(body)["job_status"], 2)
+        # 777 asked for a task: it is waited for; 999 only posted a report,
+        # which makes no session, so nobody waits for it.
+        self.assertFalse(self.driver.done.called, "worker-pid 777 was not told yet")
+        code, body = yield self.http(b"PUT", "/task", pid="777")
+        self.assertEqual(json.loads(body)["job_status"], 2)
         code = yield self.driver.done
         self.assertEqual(code, 0)
 
     @defer.inlineCallbacks
     def test_status_question_makes_no_session_and_bad_bodies_get_400(self):
+        """
+        Only a request for a task makes a session: a status question or a
+        report from a new worker-pid does not (each session is a worker the
+        driver waits for at the end), nor does a pid too long to keep.
+        """
         code, _ = yield self.http(b"GET", "/task/mapper/0/status", pid="curious")
         self.assertEqual(code, 200)
+        code, body = yield self.http(b"POST", "/task/mapper/0/status", pid="forger",
+                                     body=b'{"status": 4}')
+        self.assertEqual(code, 400)
+        self.assertIn(b"no live session", body)
+        code, _ = yield self.http(b"PUT", "/task", pid="x" * 101)
+        self.assertEqual(code, 400)
         self.assertEqual(self.coordinator.scheduler.workers, {})
         code, body = yield self.http(b"PUT", "/task")
         task = json.loads(body)
@@ -221,10 +237,13 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         request = DummyRequest([b"api", b"job"])
         request.uri = b"/api/job?token=s3cret&x=1"
         request.method = b"GET"
+        request.requestHeaders.setRawHeaders(b"referer", [b"http://h:5000/?token=s3cret"])
         request.code, request.sentLength = 200, 10
         line = redacted_log_line("[01/Dec/2026:00:00:00 +0000]", request)
         self.assertNotIn("s3cret", line)
         self.assertIn("token=REDACTED&x=1", line)
+        self.assertIn("http://h:5000/?token=REDACTED", line)
+        self.assertEqual(request.getHeader(b"referer"), b"http://h:5000/?token=s3cret")
 
     @defer.inlineCallbacks
     def test_seed_report_without_files_is_a_failed_attempt(self):
@@ -337,6 +356,87 @@ class LeaseTests(MemoryDriverMixin, unittest.TestCase):
         self.assertEqual(self.successResultOf(self.driver.done), 0)
 
 
+class SessionLimitTests(MemoryDriverMixin, unittest.TestCase):
+    """
+    What anyone who can name a worker-pid can cost the driver: sessions
+    that expire are pruned, /api/job lists a bounded number of workers, and
+    pids that hold every map without doing it get backups.
+    """
+
+    maps = 4
+    files = 4
+    options = {"http_lease": 60}
+
+    def test_expired_sessions_are_pruned_and_the_list_is_capped(self):
+        seed = SeedWorkers(self.coordinator, lease=60)
+        held = [seed.assign(f"holder-{i}") for i in range(4)]
+        self.assertTrue(all(held))
+        for round in range(5):
+            for i in range(400):
+                self.assertIsNone(seed.assign(f"{round}-{i}"))
+            for _ in range(61):
+                self.advance(1)
+                for i in range(4):
+                    seed.renew(f"holder-{i}")
+        # Those of the last round are live (their lease runs out later); of
+        # the earlier rounds, only a remainder not swept yet is left.
+        self.assertLess(len(self.scheduler.workers), 3 * 400)
+        self.assertLess(len(seed), 3 * 400)
+        self.assertTrue(all(self.coordinator.is_live(f"h{i}") for i in range(1, 5)),
+                        "the holders' sessions stay")
+        job = job_state(self.coordinator.view())
+        self.assertEqual(len(job["workers"]), LIST_WORKERS)
+        self.assertEqual(job["worker_counts"]["live"] + job["worker_counts"]["lost"],
+                         len(self.scheduler.workers))
+        self.assertEqual({w["id"] for w in job["workers"][:4]}, {"h1", "h2", "h3", "h4"},
+                         "busy workers first")
+        self.assertLess(len(json.dumps(job)), 60_000)
+
+    def test_a_pid_back_after_its_lease_leaves_no_old_session(self):
+        seed = SeedWorkers(self.coordinator, lease=60)
+        for pid in range(4):
+            self.assertIsNotNone(seed.assign(str(pid)))
+        self.assertIsNone(seed.assign("idle"))
+        self.advance(61)
+        self.assertIsNone(seed.renew("idle"))
+        self.assertIsNotNone(seed.assign("idle"))
+        # The idle pid's first session (h5) ran nothing: it is forgotten.
+        # The others ran a map each: they stay in the job's history.
+        self.assertEqual(sorted(self.scheduler.workers), ["h1", "h2", "h3", "h4", "h6"])
+
+    def test_seed_pids_holding_every_map_get_backups(self):
+        """
+        Four pids take the four maps and keep their leases with status
+        questions, doing nothing: with no finished map there is no median,
+        but a txmr worker gets a backup of each after --speculate-after,
+        and the job ends with the exact output.
+        """
+        seed = SeedWorkers(self.coordinator, lease=60)
+        held = [seed.assign(str(pid)) for pid in range(4)]
+        self.assertEqual(sorted(a.task.index for a in held), [0, 1, 2, 3])
+        client = self.connect()
+        asked = self.call(client, protocol.GetTask)
+        for _ in range(11):
+            self.assertNoResult(asked)
+            self.advance(1)
+            for pid in range(4):
+                seed.renew(str(pid))
+        answer = self.successResultOf(asked)
+        backups = []
+        while answer["action"] == "run":
+            spec = TaskSpec.from_json(answer["task"])
+            backups.append(self.scheduler.attempts[spec.attempt])
+            answer = self.successResultOf(self.run_and_report(client, spec, ask=True))
+        self.assertEqual(answer["action"], "done")
+        self.assertEqual([a.speculative for a in backups], [True] * 4 + [False])
+        self.assertEqual({a.state for a in held}, {AttemptState.KILLED})
+        self.assertEqual(read_output(self.config.output, 1),
+                         reference(self.config.job, self.config.input))
+        # A seed pid that reports its map now is refused: it lost.
+        with self.assertRaises(SchedulingError):
+            seed.finished("0", held[0].task)
+
+
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
@@ -346,62 +446,122 @@ def chromium():
 
 
 class StatusPageTests(HTTPFixture, unittest.TestCase):
-    maps = 3
-    files = 3
+    maps = 4
+    files = 4
+
+    @defer.inlineCallbacks
+    def stuck_job(self):
+        """
+        Two workers: w1 runs map 0, then fails map 1 and map 3; w2 runs map
+        2.  Both ready maps failed on w1, so they wait for w2.
+
+        @return: the two clients, and the attempt id of map 1's failure.
+        """
+        first = yield self.connect()
+        answer = yield first.callRemote(protocol.GetTask)
+        spec = TaskSpec.from_json(answer["task"])
+        counters = yield threads.deferToThread(run_task, self.job, spec)
+        yield first.callRemote(protocol.TaskDone, kind="map", index=spec.index,
+                               attempt=spec.attempt, counters=counters)
+        answer = yield first.callRemote(protocol.GetTask)
+        spec = TaskSpec.from_json(answer["task"])
+        second = yield self.connect()
+        yield second.callRemote(protocol.GetTask)
+        failed = []
+        for _ in range(2):
+            yield first.callRemote(protocol.TaskFailed, kind="map", index=spec.index,
+                                   attempt=spec.attempt, error=f"ValueError: bad map {spec.index}",
+                                   traceback=f"Traceback (most recent call last):\n  File "
+                                             f"\"job.py\", line 3, in map\nValueError: bad "
+                                             f"map {spec.index}\n", record=None)
+            failed.append(spec)
+            answer = yield first.callRemote(protocol.GetTask, wait=False)
+            if answer["action"] == "run":
+                spec = TaskSpec.from_json(answer["task"])
+        self.assertEqual([s.index for s in failed], [1, 3])
+        return first, second, failed[0].attempt
+
+    def chromium(self, *args):
+        browser = chromium()
+        if browser is None:
+            raise unittest.SkipTest("no Chromium installed (Debian: apt-get install chromium)")
+        profile = os.path.abspath(self.mktemp())
+        return utils.getProcessOutputAndValue(browser, [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--virtual-time-budget=4000", *args],
+            env=dict(os.environ))
 
     @defer.inlineCallbacks
     def test_page_in_chromium(self):
         """
-        Headless Chromium runs the page's script against a job in progress;
-        the DOM it ends with shows the job, the workers and the timeline.
+        Headless Chromium runs the page's script against a stuck job; the
+        DOM it ends with shows the job, the workers, the timeline, the
+        failed attempts with the traceback asked for (#attempt-N), and in
+        words what the job waits for; and a screenshot of it is taken.
         """
-        browser = chromium()
-        if browser is None:
-            raise unittest.SkipTest("no Chromium installed (Debian: apt-get install chromium)")
-        client = yield self.connect()
-        answer = yield client.callRemote(protocol.GetTask)
-        spec = TaskSpec.from_json(answer["task"])
-        counters = run_task(self.job, spec)
-        yield client.callRemote(protocol.TaskDone, kind="map", index=spec.index,
-                                attempt=spec.attempt, counters=counters)
-        yield client.callRemote(protocol.GetTask)
-        profile = os.path.abspath(self.mktemp())
-        out, err, code = yield utils.getProcessOutputAndValue(browser, [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--virtual-time-budget=4000", "--dump-dom",
-            self.url("/").decode()], env=dict(os.environ))
+        first, second, map1 = yield self.stuck_job()
+        out, err, code = yield self.chromium("--dump-dom", self.url(f"/#attempt-{map1}").decode())
         dom = out.decode("utf-8", "replace")
         self.assertEqual(code, 0, err)
         self.assertIn("txmr job <span id=\"job\" class=\"muted\">txmr.examples.wordcount", dom)
         self.assertIn('class="state running"', dom)
-        self.assertIn("1 / 3 done, 1 running", dom)
-        self.assertIn(f"<td>{client.worker}</td>", dom)
+        self.assertIn("1 / 4 done, 1 running", dom)
+        self.assertIn(f"<td>{first.worker}</td>", dom)
         self.assertIn("<td>map 0</td><td>finished</td>", dom)
-        self.assertEqual(dom.count('class="attempt"'), 2, "two attempts on the timeline")
+        self.assertIn("<td>map 2</td><td>running</td>", dom)
+        self.assertEqual(dom.count('class="attempt"'), 4, "four attempts on the timeline")
         self.assertIn("txmr.map_input_records", dom)
-
-
-class SecretTests(HTTPFixture, unittest.TestCase):
-    """
-    A driver with a secret opens to no worker and no HTTP client without it.
-    """
-
-    maps = 1
-    files = 1
-
-    def setUp(self):
-        DriverFixture.setUp(self)
-        self.driver.config.secret = "s3cret"
+        self.assertIn(f"2 map tasks ready, no idle worker may take them: both failed on "
+                      f"{first.worker}; waiting for {second.worker} to finish", dom)
+        self.assertEqual(dom.count('class="failed'), 2, "two rows of failed attempts")
+        self.assertIn('<td class="error">ValueError: bad map 3</td>', dom)
+        self.assertIn('<pre class="traceback">Traceback (most recent call last):', dom)
+        self.assertIn("ValueError: bad map 1\n</pre>", dom)
+        self.assertNotIn("ValueError: bad map 3\n</pre>", dom, "only the one asked for")
+        shot = os.path.abspath(self.mktemp()) + ".png"
+        out, err, code = yield self.chromium(
+            "--hide-scrollbars", "--window-size=1100,1000", f"--screenshot={shot}",
+            self.url(f"/#attempt-{map1}").decode())
+        self.assertEqual(code, 0, err)
+        with open(shot, "rb") as f:
+            png = f.read()
+        self.assertTrue(png.startswith(b"\x89PNG"), "a PNG screenshot")
+        self.assertGreater(len(png), 20_000, "a page, not a blank")
+        target = os.environ.get("TXMR_SCREENSHOT")
+        if target:
+            shutil.copyfile(shot, target)
 
     @defer.inlineCallbacks
-    def test_http_needs_the_secret(self):
-        for path in ("/task", "/api/job", "/metrics", "/"):
-            code, _ = yield self.http(b"PUT" if path == "/task" else b"GET", path)
-            self.assertEqual(code, 401, path)
-        code, _ = yield self.http(b"GET", "/api/job?token=s3cret")
+    def test_api_says_what_the_job_waits_for(self):
+        """
+        /api/job says in words what the job waits for, and lists the failed
+        attempts; /api/attempt/N gives one's traceback.
+        """
+        first, second, map1 = yield self.stuck_job()
+        code, body = yield self.http(b"GET", "/api/job", pid=None)
+        job = json.loads(body)
+        self.assertEqual(job["waiting_for"],
+                         f"2 map tasks ready, no idle worker may take them: both failed on "
+                         f"{first.worker}; waiting for {second.worker} to finish")
+        self.assertEqual([(f["task"], f["worker"], f["error"], f["traceback"])
+                          for f in job["failures"]],
+                         [("map 1", first.worker, "ValueError: bad map 1", True),
+                          ("map 3", first.worker, "ValueError: bad map 3", True)])
+        code, body = yield self.http(b"GET", f"/api/attempt/{map1}", pid=None)
         self.assertEqual(code, 200)
-        headers = Headers({b"worker-pid": [b"1"], b"authorization": [b"Bearer s3cret"]})
-        response = yield Agent(reactor).request(b"PUT", self.url("/task"), headers)
-        body = yield read_body(response)
-        self.assertEqual(json.loads(body)["type"], "mapper")
+        self.assertTrue(json.loads(body)["traceback"].endswith("ValueError: bad map 1\n"))
+        for missing in ("/api/attempt/999", "/api/attempt/x", "/api/attempt/"):
+            code, _ = yield self.http(b"GET", missing, pid=None)
+            self.assertEqual(code, 404, missing)
+        # w2 leaves: w1 is the only worker left, so it may take the retries
+        # (and map 2, given back) when it next asks.
+        second.transport.loseConnection()
+        yield deferLater(reactor, 0.1)
+        code, body = yield self.http(b"GET", "/api/job", pid=None)
+        self.assertEqual(json.loads(body)["waiting_for"],
+                         f"3 map tasks ready, to be handed to {first.worker} as it asks")
+        yield first.callRemote(protocol.GetTask, wait=False)
+        code, body = yield self.http(b"GET", "/api/job", pid=None)
+        self.assertRegex(json.loads(body)["waiting_for"],
+                         r"^2 map tasks ready, waiting for a worker: w1 busy")

@@ -90,6 +90,7 @@ class Worker:
     @ivar timeout: how long it may stay silent before it is lost, if not
         the driver's heartbeat timeout (an HTTP worker's lease).
     @ivar slots: how many attempts it may hold at once (L{None}: any).
+    @ivar ran: how many attempts it was ever handed.
     """
 
     id: str
@@ -103,6 +104,7 @@ class Worker:
     blacklisted: bool = False
     failed_attempts: list = field(default_factory=list)
     succeeded: int = 0
+    ran: int = 0
 
 
 @dataclass(frozen=True)

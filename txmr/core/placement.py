@@ -58,7 +58,8 @@ class Placement:
     def finished(self, kind, duration):
         insort(self._durations[kind], duration)
 
-    def choose(self, worker, others, phase, running, now, fits=None, can_run=None):
+    def choose(self, worker, others, phase, running, now, fits=None, can_run=None,
+               on_lease=None):
         """
         The L{Choice} for C{worker}, or L{None}.
 
@@ -68,13 +69,16 @@ class Placement:
         @param can_run: whether a worker can run a task (L{None}: any can).
         @param phase: the kind of task still unfinished first.
         @param running: every running attempt.
+        @param on_lease: whether an attempt's worker is alive only by its own
+            word (a seed HTTP worker's lease, renewed by any request).
         """
         if worker.attempts and not self._may_look_ahead(worker, others, phase):
             return None
         task = self._next_ready(worker, others, fits, can_run)
         if task is not None:
             return Choice(task, speculative=False)
-        task = self._straggler(worker, phase, running, now) if fits is None else None
+        task = (self._straggler(worker, phase, running, now, on_lease)
+                if fits is None else None)
         if task is not None:
             return Choice(task, speculative=True)
         return None
@@ -116,41 +120,56 @@ class Placement:
         for task in ready:
             if task.state is not TaskState.READY or (fits is not None and not fits(task)):
                 continue
-            if not _failed_on(task, worker):
+            if not failed_on(task, worker):
                 ready.remove(task)
                 return task
             if fallback is None:
                 fallback = task
-        if fallback is not None and all(_failed_on(fallback, w) for w in others()
+        if fallback is not None and all(failed_on(fallback, w) for w in others()
                                         if can_run is None or can_run(w, fallback)):
             ready.remove(fallback)
             return fallback
         return None
 
-    def _straggler(self, worker, phase, running, now):
+    def _straggler(self, worker, phase, running, now, on_lease=None):
         """
         The task that most deserves a backup attempt on this worker, if any:
         the phase has nothing left to hand out, and the task's only attempt
         has run more than twice the median of the phase's finished tasks,
         and at least C{speculate_after} seconds.
+
+        Before any task of the phase has finished there is no median, and
+        no backup, except for an attempt on a worker that is alive only by
+        its own word (C{on_lease}: a seed HTTP worker, whose every request
+        renews its lease, so that it could hold a task for ever without
+        doing it): such an attempt gets one after C{speculate_after}.
         """
         done = self._durations[phase]
-        if not self.speculation or not done:
+        if not self.speculation:
             return None
         # Nothing of the phase is READY here (choose hands those out first).
-        threshold = max(SPECULATION_FACTOR * median(done), self.speculate_after)
+        if done:
+            threshold = max(SPECULATION_FACTOR * median(done), self.speculate_after)
+        elif on_lease is not None:
+            threshold = self.speculate_after
+        else:
+            return None
         candidates = []
         for only in running:
             task = only.task
             if task.kind == phase and len(task.running_attempts()) == 1:
-                if only.worker != worker.id and only.duration(now) > threshold:
+                if (only.worker != worker.id and only.duration(now) > threshold
+                        and (done or on_lease(only))):
                     candidates.append((only.duration(now), only.id, task))
         if not candidates:
             return None
         return max(candidates)[2]
 
 
-def _failed_on(task, worker):
+def failed_on(task, worker):
+    """
+    Whether the task failed on this worker (it goes elsewhere if it can).
+    """
     return task.failures and any(
         a.worker == worker.id and a.state in _FAULTS for a in task.attempts)
 

@@ -39,7 +39,7 @@ class Scheduler:
     The state machine of one job.
 
     @param map_inputs: one list of input splits per map task.
-    @param n_reduce: the number of reduce tasks.
+    @param n_reduce: the number of reduce tasks (0: a map-only job).
     @param max_attempts: failures of one task that fail the job.
     @param task_timeout: seconds after which a running attempt is abandoned,
         or L{None} for no limit.
@@ -56,8 +56,8 @@ class Scheduler:
     def __init__(self, map_inputs, n_reduce, max_attempts=4, task_timeout=None,
                  speculation=True, speculate_after=10.0, blacklist_after=3,
                  skip_bad_records=False, seed_workers=True):
-        if not map_inputs or n_reduce < 1:
-            raise ValueError("a job needs at least one map and one reduce task")
+        if not map_inputs or n_reduce < 0:
+            raise ValueError("a job needs at least one map task")
         self.maps = [Task(Kind.MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
         self._whole_files = _whole_file_tasks(self.maps)
         self.reduces = [Task(Kind.REDUCE, i, state=TaskState.BLOCKED) for i in range(n_reduce)]
@@ -169,7 +169,7 @@ class Scheduler:
         if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
             for reduce in self.reduces:
                 self.placement.ready(reduce)
-        if not self._unfinished[Kind.REDUCE]:
+        if not any(self._unfinished.values()):
             self.state = JobState.FINISHED
 
     # -- workers ----------------------------------------------------------
@@ -212,6 +212,20 @@ class Scheduler:
             self._end_attempt(attempt, AttemptState.LOST, now)
         return [GivenBack(a) for a in lost]
 
+    def forget(self, worker_id):
+        """
+        Forget a lost worker that was never handed an attempt: it left no
+        trace in the job.  The seed's HTTP workers join on their first
+        request, so thousands of them may come and go.
+
+        @return: whether it was forgotten.
+        """
+        worker = self.workers.get(worker_id)
+        if worker is None or not worker.lost or worker.ran:
+            return False
+        del self.workers[worker_id]
+        return True
+
     # -- handing out tasks --------------------------------------------------
 
     def assign(self, worker_id, now):
@@ -233,7 +247,7 @@ class Scheduler:
             return None
         fits = self._fits_seed_worker if worker.info.via is Via.HTTP else None
         choice = self.placement.choose(worker, lambda: self._others(worker), self._phase(),
-                                       self._running, now, fits, self._can_run)
+                                       self._running, now, fits, self._can_run, self._on_lease)
         if choice is None:
             return None
         return self._start(choice.task, worker, now, choice.speculative)
@@ -252,6 +266,7 @@ class Scheduler:
         task.attempts.append(attempt)
         task.state = TaskState.RUNNING
         worker.attempts.add(attempt)
+        worker.ran += 1
         self._running.add(attempt)
         return attempt
 
@@ -264,6 +279,17 @@ class Scheduler:
 
     def _can_run(self, worker, task):
         return worker.info.via is not Via.HTTP or self._fits_seed_worker(task)
+
+    def can_run(self, worker_id, task):
+        """
+        Whether this worker could run this task (the seed's workers run
+        only some).
+        """
+        return self._can_run(self.workers[worker_id], task)
+
+    def _on_lease(self, attempt):
+        worker = self.workers.get(attempt.worker)
+        return worker is not None and worker.info.via is Via.HTTP
 
     def _fits_seed_worker(self, task):
         """
@@ -356,7 +382,8 @@ class Scheduler:
         if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
             for reduce in self.reduces:
                 self.placement.ready(reduce)
-        if not self._unfinished[Kind.REDUCE]:
+        # A map-only job (no reduce task) is over when its maps are.
+        if not any(self._unfinished.values()):
             self.state = JobState.FINISHED
             out.append(JobOver(ok=True))
         return out

@@ -88,7 +88,7 @@ class Coordinator:
             job=self.job.name, uuid=self.job_uuid, scheduler=self.scheduler,
             now=self.now(), started=self.started, wall_started=self.wall_started,
             ended=self.ended, rtts=dict(self.rtts),
-            failure=failure.message() if failure else None)
+            failure=failure.message() if failure else None, tracebacks=self.tracebacks)
 
     # -- workers -------------------------------------------------------------
 

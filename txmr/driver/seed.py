@@ -20,6 +20,9 @@ from txmr.core.states import JobState, Kind, TaskState, Via
 
 log = Logger()
 
+# The longest worker-pid accepted: it is kept, shown and logged.
+MAX_PID = 100
+
 # The seed's names of task kinds, in its URLs and JSON.
 SEED_NAMES = {Kind.MAP: "mapper", Kind.REDUCE: "reducer"}
 # In its URLs also as its workers write them on Python 3.11 and later, where
@@ -31,13 +34,26 @@ SEED_KINDS.update({f"TaskType.{name}": kind for kind, name in SEED_NAMES.items()
 class SeedWorkers:
     """
     The sessions of the seed's HTTP workers, by C{worker-pid}.
+
+    Only a request for a task makes a session (a status question or report
+    renews one): anyone may name a new C{worker-pid}, and each live session
+    is a worker the driver waits for at the end (at most a lease).  Sessions
+    whose lease ran out are pruned as new ones come (L{prune}): thousands of
+    pids that asked once leave nothing behind.
     """
+
+    # Prune when the sessions double, and not below this many.
+    PRUNE_FROM = 64
 
     def __init__(self, coordinator, lease):
         self.coordinator = coordinator
         self.lease = lease
         self._sessions = {}
         self._warned = set()
+        self._prune_at = self.PRUNE_FROM
+
+    def __len__(self):
+        return len(self._sessions)
 
     def worker(self, pid):
         """
@@ -47,11 +63,31 @@ class SeedWorkers:
         worker = self.renew(pid)
         if worker is not None:
             return worker
+        expired = self._sessions.get(pid)
+        if expired is not None:
+            self._warned.discard(expired)
+            self.coordinator.scheduler.forget(expired)
         worker = self.coordinator.join(WorkerInfo(host="http", pid=pid, via=Via.HTTP),
-                                  slots=None, timeout=self.lease)
+                                       slots=None, timeout=self.lease)
         self._sessions[pid] = worker
-        log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=pid)
+        log.info("HTTP worker {worker} joined (worker-pid {pid})", worker=worker, pid=ascii(pid))
+        if len(self._sessions) >= self._prune_at:
+            self.prune()
         return worker
+
+    def prune(self):
+        """
+        Forget the sessions whose lease ran out (their tasks were given back
+        then); the scheduler forgets those that never ran an attempt.  Those
+        that did stay in the job's history, which the attempts bound.
+        """
+        scheduler = self.coordinator.scheduler
+        for pid, worker in list(self._sessions.items()):
+            if not self.coordinator.is_live(worker):
+                del self._sessions[pid]
+                self._warned.discard(worker)
+                scheduler.forget(worker)
+        self._prune_at = max(self.PRUNE_FROM, 2 * len(self._sessions))
 
     def renew(self, pid):
         """
@@ -69,10 +105,13 @@ class SeedWorkers:
         job is over the worker is told so by the caller, and the driver
         counts it as told.
         """
-        worker = self.worker(pid)
         if self.coordinator.scheduler.over:
-            self.coordinator.http_told(worker)
+            # No new session once the job is over: only a live one is waited for.
+            worker = self.renew(pid)
+            if worker is not None:
+                self.coordinator.http_told(worker)
             return None
+        worker = self.worker(pid)
         attempt = self.coordinator.assign(worker)
         if attempt is None and worker not in self._warned:
             stranded = self.coordinator.scheduler.ready_but_not_for(worker)
@@ -85,9 +124,15 @@ class SeedWorkers:
 
     def finished(self, pid, task):
         """
-        @raise SchedulingError: the task is not RUNNING for this worker.
+        @raise SchedulingError: the task is not RUNNING for this worker (a
+            pid without a live session holds no task, and gets none by
+            reporting).
         """
-        self.coordinator.finished_in_place(self.worker(pid), task.kind, task.index,
+        worker = self.renew(pid)
+        if worker is None:
+            raise SchedulingError(f"{task} is not RUNNING for worker-pid {pid} (it has no live "
+                                  f"session: ask for a task with PUT /task)")
+        self.coordinator.finished_in_place(worker, task.kind, task.index,
                                            who=f"worker-pid {pid}")
 
 
@@ -121,6 +166,8 @@ class SeedTaskAPI(resource.Resource):
         pid = pid.decode("utf-8", "replace").strip() if pid else ""
         if not pid:
             return _text(request, "a worker-pid header is required", 400)
+        if len(pid) > MAX_PID:
+            return _text(request, f"a worker-pid header has at most {MAX_PID} characters", 400)
         path = [p.decode("utf-8", "replace") for p in request.postpath if p]
         method = request.method
         if not path and method == b"PUT":

@@ -1,7 +1,8 @@
 """
 The driver's web site, served by twisted.web: the seed system's task API
 (L{txmr.driver.seed}), a live status page, its JSON (L{txmr.driver.status}),
-and Prometheus metrics (L{txmr.driver.metrics}), behind the secret.
+and Prometheus metrics (L{txmr.driver.metrics}), behind the guard
+(L{txmr.driver.guard}: the secret, or the Host rule without one).
 
 AMP and HTTP share the driver's port: L{SniffingFactory} looks at the first
 byte of each connection.  An AMP box starts with the zero byte of its first
@@ -9,15 +10,20 @@ key's length; an HTTP request starts with a letter.
 """
 
 import json
-import re
 from importlib import resources
 
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import Factory, Protocol
-from twisted.web import http, pages, resource, server
+from twisted.logger import Logger
+from twisted.web import pages, resource, server
+from zope.interface import implementer
 
+from txmr.driver.guard import Guarded, redacted_log_line
 from txmr.driver.metrics import MetricsPage
 from txmr.driver.seed import SeedTaskAPI, SeedWorkers
-from txmr.driver.status import job_state
+from txmr.driver.status import attempt_state, job_state
+
+log = Logger()
 
 
 class Sniffer(Protocol):
@@ -49,14 +55,37 @@ class Sniffer(Protocol):
             if not data:
                 return
             self._stop_waiting()
-            build = self.factory.amp if data[:1] == b"\x00" else self.factory.http
+            amp = data[:1] == b"\x00"
+            build = self.factory.amp if amp else self.factory.http
             self.inner = build.buildProtocol(self.transport.getPeer())
             if self.inner is None:
                 self.transport.loseConnection()
                 return
-            self.transport.protocol = self.inner
+            if amp:
+                # AMP's bytes go straight to it from now on: its path is the
+                # hot one.
+                self.transport.protocol = self.inner
             self.inner.makeConnection(self.transport)
-        self.inner.dataReceived(data)
+            if amp:
+                self.inner.dataReceived(data)
+                return
+        self._http_received(data)
+
+    def _http_received(self, data):
+        """
+        Relay bytes to twisted.web, which raises on some malformed requests
+        (a Content-Type that Python's email parser refuses, in Twisted 26):
+        such a request is answered 400 and its connection closed, not left
+        as an unhandled error.
+        """
+        try:
+            self.inner.dataReceived(data)
+        except Exception as e:
+            log.warn("refused an HTTP request that twisted.web could not parse "
+                     "({error}) from {peer}", error=repr(e)[:200], peer=self.transport.getPeer())
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+            self.transport.loseConnection()
 
     def connectionLost(self, reason):
         self._stop_waiting()
@@ -64,10 +93,20 @@ class Sniffer(Protocol):
             self.inner.connectionLost(reason)
 
 
+@implementer(IProtocolNegotiationFactory)
 class SniffingFactory(Factory):
     """
     Serves AMP and HTTP on one port.
     """
+
+    def acceptableProtocols(self):
+        """
+        On a TLS port, the ALPN answer to browsers, curl and urllib, which
+        offer it: Twisted's TLS server fails the handshake of a client that
+        offers ALPN to a factory that names no protocol.  Workers offer
+        none.
+        """
+        return [b"http/1.1"]
 
     def __init__(self, amp_factory, http_factory, clock=None):
         self.amp = amp_factory
@@ -103,6 +142,33 @@ class JobAPI(resource.Resource):
         return json.dumps(job_state(self.view())).encode() + b"\n"
 
 
+class AttemptAPI(resource.Resource):
+    """
+    C{GET /api/attempt/ID}: one attempt, with its traceback if it failed
+    (the page fetches it when a failure is clicked: tracebacks are too
+    long to poll once a second).
+    """
+
+    isLeaf = True
+
+    def __init__(self, view):
+        super().__init__()
+        self.view = view
+
+    def render_GET(self, request):
+        request.setHeader(b"cache-control", b"no-store")
+        try:
+            (name,) = request.postpath
+            found = attempt_state(self.view(), int(name))
+        except ValueError:
+            found = None
+        if found is None:
+            request.setResponseCode(404)
+            found = {"error": "no such attempt"}
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(found).encode() + b"\n"
+
+
 class StatusPage(resource.Resource):
     """
     C{GET /}: one self-contained page that polls C{/api/job}.
@@ -110,50 +176,17 @@ class StatusPage(resource.Resource):
 
     isLeaf = True
 
+    # The page runs its own inline script and talks only to its driver; no
+    # other site may frame it, and it names no URL to others.
+    POLICY = (b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              b"connect-src 'self'; frame-ancestors 'none'")
+
     def render_GET(self, request):
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"content-security-policy", self.POLICY)
+        request.setHeader(b"x-frame-options", b"DENY")
+        request.setHeader(b"referrer-policy", b"no-referrer")
         return resources.files("txmr.driver").joinpath("status.html").read_bytes()
-
-
-class Guarded(resource.Resource):
-    """
-    With a driver secret, every request must carry it: C{Authorization:
-    Bearer SECRET}, or C{?token=SECRET} (for a browser on the status page).
-    """
-
-    def __init__(self, config, root):
-        super().__init__()
-        self.config = config
-        self.root = root
-
-    def getChildWithDefault(self, name, request):
-        if self.config.secret:
-            header = request.getHeader(b"authorization") or b""
-            token = header[7:] if header.lower().startswith(b"bearer ") else None
-            token = token or (request.args.get(b"token") or [None])[0]
-            if not self.config.authorizes(token.decode("utf-8", "replace") if token else None):
-                return pages.errorPage(401, "Unauthorized",
-                                       "this driver needs its secret: "
-                                       "Authorization: Bearer SECRET, or ?token=SECRET")
-        request.prepath.pop()
-        request.postpath.insert(0, name)
-        return resource.getChildForRequest(self.root, request)
-
-
-_TOKEN = re.compile(rb"([?&]token=)[^&\s\"]*")
-
-
-def redacted_log_line(timestamp, request):
-    """
-    The access log's line for a request, with any C{?token=} secret
-    replaced: a status page polls with its token once a second.
-    """
-    uri = request.uri
-    request.uri = _TOKEN.sub(rb"\1REDACTED", uri)
-    try:
-        return http.combinedLogFormatter(timestamp, request)
-    finally:
-        request.uri = uri
 
 
 class _Root(resource.Resource):
@@ -174,8 +207,9 @@ def site(coordinator):
     root.putChild(b"", StatusPage())
     seed_workers = SeedWorkers(coordinator, coordinator.config.http_lease)
     root.putChild(b"task", SeedTaskAPI(coordinator, seed_workers))
-    api = resource.Resource()
+    api = _Root()
     api.putChild(b"job", JobAPI(coordinator.view))
+    api.putChild(b"attempt", AttemptAPI(coordinator.view))
     root.putChild(b"api", api)
     root.putChild(b"metrics", MetricsPage(coordinator.view))
     web = server.Site(Guarded(coordinator.config, root), logFormatter=redacted_log_line)

@@ -1,0 +1,190 @@
+"""
+Who may use the driver's web site, over a real socket: the secret, the
+cookie the status page trades it for, and the Host rule of a driver
+without a secret (no DNS rebinding from a browser).
+"""
+
+import json
+import os
+import socket
+
+from twisted.internet import defer, reactor, threads
+from twisted.trial import unittest
+from twisted.web.client import Agent
+from twisted.web.http_headers import Headers
+
+from tests.test_web import DriverFixture, HTTPFixture, chromium, read_body
+from txmr.driver.guard import cookie_value
+
+
+def exchange(port, request, timeout=10):
+    """
+    Send raw bytes to the driver's port (in a thread), and return all it
+    answers until it closes the connection.
+    """
+    def blocking():
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(request)
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+
+    return threads.deferToThread(blocking)
+
+
+def status_and_headers(response):
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    code = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.setdefault(name.strip().lower().decode(), []).append(value.strip().decode())
+    return code, headers, body
+
+
+class SecretTests(HTTPFixture, unittest.TestCase):
+    """
+    A driver with a secret opens to no worker and no HTTP client without it.
+    """
+
+    maps = 1
+    files = 1
+
+    def setUp(self):
+        DriverFixture.setUp(self)
+        self.driver.config.secret = "s3cret"
+        self.port = self.driver.port.getHost().port
+
+    def get(self, path, *headers):
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}", "Connection: close",
+                 *headers]
+        return exchange(self.port, ("\r\n".join(lines) + "\r\n\r\n").encode()).addCallback(
+            status_and_headers)
+
+    @defer.inlineCallbacks
+    def test_http_needs_the_secret(self):
+        for path in ("/task", "/api/job", "/metrics", "/", "/api/attempt/1"):
+            code, _ = yield self.http(b"PUT" if path == "/task" else b"GET", path)
+            self.assertEqual(code, 401, path)
+        code, _ = yield self.http(b"GET", "/api/job?token=s3cret")
+        self.assertEqual(code, 200)
+        code, _ = yield self.http(b"GET", "/api/job?token=wrong")
+        self.assertEqual(code, 401)
+        headers = Headers({b"worker-pid": [b"1"], b"authorization": [b"Bearer s3cret"]})
+        response = yield Agent(reactor).request(b"PUT", self.url("/task"), headers)
+        body = yield read_body(response)
+        self.assertEqual(json.loads(body)["type"], "mapper")
+
+    @defer.inlineCallbacks
+    def test_page_trades_the_token_for_a_cookie(self):
+        """
+        The status page opened with ?token= answers with an HttpOnly,
+        SameSite=Strict cookie and a redirect to the URL without the token;
+        the cookie then opens the page and its API, and nothing else does.
+        """
+        code, headers, body = yield self.get("/?token=s3cret&x=1")
+        self.assertEqual(code, 303)
+        self.assertEqual(headers["location"], ["/?x=1"])
+        (cookie,) = headers["set-cookie"]
+        name_value, *attributes = [part.strip() for part in cookie.split(";")]
+        name = f"txmr_token_{self.port}"
+        self.assertEqual(name_value, f"{name}={cookie_value('s3cret')}")
+        self.assertNotIn("s3cret", cookie)
+        self.assertEqual({a.lower() for a in attributes},
+                         {"path=/", "httponly", "samesite=strict"})
+        self.assertNotIn(b"s3cret", body)
+        for path in ("/", "/api/job", "/api/attempt/1", "/metrics"):
+            code, _, _ = yield self.get(path, f"Cookie: {name_value}")
+            self.assertIn(code, (200, 404), path)
+        code, headers, _ = yield self.get("/", f"Cookie: {name_value}")
+        self.assertIn("frame-ancestors 'none'", headers["content-security-policy"][0])
+        self.assertEqual(headers["referrer-policy"], ["no-referrer"])
+        code, _, body = yield self.get("/api/job", f"Cookie: {name_value}")
+        self.assertEqual((code, json.loads(body)["state"]), (200, "running"))
+        for wrong in (f"{name}=s3cret", f"{name}={cookie_value('other')}",
+                      f"txmr_token_1={cookie_value('s3cret')}"):
+            code, _, _ = yield self.get("/api/job", f"Cookie: {wrong}")
+            self.assertEqual(code, 401, wrong)
+        # A wrong token is no trade.
+        code, headers, _ = yield self.get("/?token=wrong")
+        self.assertEqual((code, headers.get("set-cookie")), (401, None))
+
+    @defer.inlineCallbacks
+    def test_page_with_the_token_in_chromium(self):
+        """
+        A browser opened on the URL txmr run prints (with ?token=) shows the
+        job: its requests carry the cookie alone.
+        """
+        browser = chromium()
+        if browser is None:
+            raise unittest.SkipTest("no Chromium installed (Debian: apt-get install chromium)")
+        from twisted.internet import utils
+
+        profile = os.path.abspath(self.mktemp())
+        out, err, code = yield utils.getProcessOutputAndValue(browser, [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom",
+            self.url("/?token=s3cret").decode()], env=dict(os.environ))
+        dom = out.decode("utf-8", "replace")
+        self.assertEqual(code, 0, err)
+        self.assertIn('class="state running"', dom)
+        self.assertIn("0 / 1 done, 0 running", dom)
+
+
+class HostTests(HTTPFixture, unittest.TestCase):
+    """
+    A driver without a secret answers only requests that name it by an IP
+    address, a loopback name or the machine's host name.
+    """
+
+    maps = 1
+    files = 1
+
+    @defer.inlineCallbacks
+    def request(self, host, path="/api/job", method="GET", version="HTTP/1.1"):
+        port = self.driver.port.getHost().port
+        lines = [f"{method} {path} {version}", "Connection: close", "worker-pid: 7"]
+        if host is not None:
+            lines.append(f"Host: {host}")
+        answer = yield exchange(port, ("\r\n".join(lines) + "\r\n\r\n").encode())
+        code, _, body = status_and_headers(answer)
+        return code, body
+
+    @defer.inlineCallbacks
+    def test_rebinding_names_are_refused(self):
+        port = self.driver.port.getHost().port
+        for host in (f"evil.example:{port}", "evil.example", f"localhost.evil.example:{port}",
+                     f"127.0.0.1.nip.io:{port}", "", "[::1"):
+            for path, method in (("/", "GET"), ("/api/job", "GET"), ("/task", "PUT"),
+                                 ("/metrics", "GET")):
+                code, body = yield self.request(host, path, method)
+                self.assertEqual(code, 403, (host, path))
+                self.assertIn(b"DNS rebinding", body)
+        self.assertEqual(self.coordinator.scheduler.workers, {}, "no task went out")
+
+    @defer.inlineCallbacks
+    def test_addresses_and_own_names_are_served(self):
+        port = self.driver.port.getHost().port
+        for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LOCALHOST.",
+                     f"status.localhost:{port}", f"[::1]:{port}", f"10.1.2.3:{port}",
+                     f"{socket.gethostname()}:{port}"):
+            code, body = yield self.request(host)
+            self.assertEqual(code, 200, host)
+            self.assertEqual(json.loads(body)["state"], "running")
+        # An HTTP/1.0 client without Host (not a browser) is served.
+        code, _ = yield self.request(None, version="HTTP/1.0")
+        self.assertEqual(code, 200)
+
+    @defer.inlineCallbacks
+    def test_a_secret_replaces_the_host_rule(self):
+        self.driver.config.secret = "s3cret"
+        port = self.driver.port.getHost().port
+        answer = yield exchange(port, (
+            f"GET /api/job HTTP/1.1\r\nHost: driver.example:{port}\r\n"
+            f"Authorization: Bearer s3cret\r\nConnection: close\r\n\r\n").encode())
+        self.assertEqual(status_and_headers(answer)[0], 200)
