@@ -159,7 +159,9 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertEqual(first["type"], "mapper")
         self.assertEqual((first["id"], first["status"], first["job_status"]), (0, 3, 1))
         self.assertEqual(first["n_buckets"], 1)
-        self.assertEqual(first["o_path"], self.config.intermediate)
+        # Its own directory: its files are moved into place when committed.
+        self.assertEqual(os.path.dirname(first["o_path"]), self.config.intermediate)
+        self.assertEqual(os.path.basename(first["o_path"]), f".txmr-attempt-{first['attempt']}")
         self.assertTrue(all(p.startswith(self.config.input) for p in first["i_path"]))
         self.assertEqual(len(first["job_uuid"]), 32)
         seed_work(first)
@@ -193,7 +195,7 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         code, body = yield self.http(b"PUT", "/task")
         reducer = json.loads(body)
         self.assertEqual((reducer["type"], reducer["id"], reducer["n_mappers"]), ("reducer", 0, 2))
-        self.assertEqual((reducer["i_path"], reducer["o_path"]),
+        self.assertEqual((reducer["i_path"], os.path.dirname(reducer["o_path"])),
                          (self.config.intermediate, self.config.output))
         seed_work(reducer)
         yield self.http(b"POST", "/task/reducer/0/status", body=b'{"status": 4}')
@@ -329,6 +331,29 @@ class LeaseTests(MemoryDriverMixin, unittest.TestCase):
         self.assertEqual(again.task, attempt.task)
         self.assertNotEqual(again.id, attempt.id)
         self.assertNotEqual(again.worker, attempt.worker)
+
+    def test_seed_worker_past_its_lease_writes_nowhere_that_counts(self):
+        """
+        The seed's workers write under final names; given those of the job,
+        one whose lease ran out could write over a committed file while
+        reducers read it.  Each attempt has a directory of its own, removed
+        when the attempt is lost: what the late worker writes reaches no one.
+        """
+        seed = SeedWorkers(self.coordinator, lease=60)
+        attempt = seed.assign("1")
+        o_path = self.coordinator.files.seed_directory(attempt)
+        self.assertEqual(os.path.dirname(o_path), self.config.intermediate)
+        with open(os.path.join(o_path, "mr-0-0"), "w") as f:
+            f.write("stale-garbage 1000000\n")
+        self.advance(61)
+        self.assertEqual(attempt.state, AttemptState.LOST)
+        self.assertFalse(os.path.exists(o_path))
+        client = self.connect()
+        self.run_job(client)
+        # The late worker writes on, as the seed's does, after the commit.
+        self.assertRaises(FileNotFoundError, open, os.path.join(o_path, "mr-0-0"), "w")
+        self.assertEqual(read_output(self.config.output, self.config.reducers),
+                         reference(self.config.job, self.config.input))
 
     def test_job_end_waits_for_http_workers_at_most_a_lease(self):
         """

@@ -295,9 +295,11 @@ class Scheduler:
         """
         What the seed's workers can do exactly: a map of whole files that no
         other task reads (they read whole files, and bucket words their own
-        way), and a reduce once every map's output is in their format.
+        way), and a reduce once every map's output is in their format.  A
+        map-only job has no buckets: the seed's mappers cannot write its
+        output.
         """
-        if not self.seed_workers:
+        if not self.seed_workers or not self.reduces:
             return False
         if task.kind is Kind.MAP:
             return task.index in self._whole_files

@@ -2,7 +2,8 @@
 The names of a job's files, and their commit.
 
 Map task M writes C{mr-M-R} for each reduce task R in the intermediate
-directory; reduce task R writes C{out-R} in the output directory.  Every
+directory; reduce task R writes C{out-R} in the output directory (in a
+map-only job, map task M writes C{out-M} there).  Every
 file is written under a temporary name owned by the attempt
 (L{attempt_name}).  The driver commits the winning attempt by renaming
 (L{Layout.commit}), so a losing attempt's output is never read and never
@@ -11,6 +12,7 @@ seen.
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 
 from txmr.core.states import Kind
@@ -18,7 +20,7 @@ from txmr.core.states import Kind
 # Files of an earlier run of a job, removed when a new one starts: its
 # output, its attempts' temporary files, and the driver's journal.
 _STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?"
-                    r"|\.txmr-journal\.sqlite(-wal|-shm)?)$")
+                    r"|\.txmr-attempt-\d+|\.txmr-journal\.sqlite(-wal|-shm)?)$")
 _JOURNAL = re.compile(r"^\.txmr-journal\.sqlite")
 
 
@@ -69,57 +71,78 @@ class Layout:
         """
         The C{(temporary, final)} names of every file an attempt produces.
         """
-        if kind == Kind.MAP:
+        if kind == Kind.MAP and self.n_reduce == 0:
+            # A map-only job's map task writes the job's output.
+            finals = [self.reduce_output(index)]
+        elif kind == Kind.MAP:
             finals = [self.map_output(index, r) for r in range(self.n_reduce)]
         else:
             finals = [self.reduce_output(index)]
         return [(attempt_name(final, attempt), final) for final in finals]
 
+    def seed_directory(self, kind, attempt):
+        """
+        Where one of the seed's HTTP workers writes an attempt's files (the
+        C{o_path} it is given): a directory of the attempt's own, beside
+        the final names.  The seed's workers write under final names; were
+        they the job's, a worker whose lease ran out could overwrite a
+        committed file while reducers read it.
+        """
+        parent = self.intermediate if kind == Kind.MAP else self.output
+        return os.path.join(parent, f".txmr-attempt-{attempt}")
+
     def commit(self, kind, index, attempt, written_in_place=False):
         """
         Make an attempt's files visible under their final names, each whole.
 
-        @param written_in_place: the seed's HTTP workers wrote their files
-            under the final names; a missing temporary file is then no error.
+        @param written_in_place: one of the seed's HTTP workers wrote the
+            files, under their final names in its L{seed_directory}.
         @raise OSError: a file could not be renamed, or is missing.
+        @return: the final names, now in place.
         """
         files = self.files(kind, index, attempt)
         if written_in_place:
-            self._check_in_place(kind, index, files)
+            directory = self.seed_directory(kind, attempt)
+            files = [(os.path.join(directory, os.path.basename(final)), final)
+                     for _, final in files]
+            self._check_seed_files(kind, index, files)
         for temporary, final in files:
-            if not (written_in_place and not os.path.exists(temporary)):
-                os.replace(temporary, final)
+            os.replace(temporary, final)
+        if written_in_place:
+            shutil.rmtree(directory, ignore_errors=True)
+        return [final for _, final in files]
 
     @staticmethod
-    def _check_in_place(kind, index, files):
+    def _check_seed_files(kind, index, files):
         """
-        A task finished in place must have written its files: a reduce its
+        A seed worker's task must have written its files: a reduce its
         C{out-R}; a map at least one partition, the others being empty (the
         seed's mappers create a partition's file with its first word).
         Otherwise a report alone, forged or mistaken, would finish a task
         that never ran.
         """
-        present = [os.path.exists(final) or os.path.exists(temporary)
-                   for temporary, final in files]
+        present = [os.path.isfile(written) for written, _ in files]
         if kind != Kind.MAP:
             if not all(present):
                 raise FileNotFoundError(f"reduce task {index} wrote no {files[0][1]}")
             return
         if not any(present):
             raise FileNotFoundError(f"map task {index} wrote none of its output files")
-        for (_, final), there in zip(files, present):
+        for (written, _), there in zip(files, present):
             if not there:
-                open(final, "wb").close()
+                open(written, "wb").close()
 
     def discard(self, kind, index, attempt):
         """
-        Remove whatever files an attempt left under temporary names.
+        Remove whatever files an attempt left under temporary names (or in
+        its seed worker's directory).
         """
         for temporary, _ in self.files(kind, index, attempt):
             try:
                 os.unlink(temporary)
             except FileNotFoundError:
                 pass
+        shutil.rmtree(self.seed_directory(kind, attempt), ignore_errors=True)
 
 
 def remove_job_files(directory, keep_journal=False):
@@ -149,8 +172,12 @@ def _remove(directory, wanted):
     removed = []
     for name in sorted(os.listdir(directory)):
         if _STALE.match(name) and wanted(name):
+            path = os.path.join(directory, name)
             try:
-                os.unlink(os.path.join(directory, name))
+                if name.startswith(".txmr-attempt-") and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 removed.append(name)
             except OSError:
                 pass

@@ -212,7 +212,8 @@ class Coordinator:
         other report slips between the check and the commit.  Renames are
         metadata operations; they cost microseconds.
 
-        @param in_place: the seed's HTTP workers write under the final names.
+        @param in_place: one of the seed's HTTP workers wrote the files (in its
+            attempt's directory, under their final names).
         @raise SchedulingError: the report is refused; nothing changed.
         """
         try:
@@ -240,8 +241,8 @@ class Coordinator:
 
     def finished_in_place(self, worker, kind, index, who):
         """
-        An HTTP worker says its task is FINISHED, its files written under
-        their final names.  If they are not all there, the attempt failed.
+        An HTTP worker says its task is FINISHED, its files written in its
+        attempt's directory.  If they are not all there, the attempt failed.
 
         @param who: the worker as the refusal's message names it.
         @raise SchedulingError: the task is not RUNNING for this worker, or
@@ -292,7 +293,11 @@ class Coordinator:
             elif isinstance(instruction, JobOver):
                 over = True
             elif isinstance(instruction, GivenBack):
-                pass  # logged with the loss of its worker
+                # Logged with the loss of its worker.  Its files can never
+                # count (a lost worker's report is refused): remove them, and
+                # a seed worker's directory, so that what it writes late
+                # lands nowhere.
+                self.files.discard(instruction.attempt)
         if over:
             self.finish()
         else:

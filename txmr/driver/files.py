@@ -38,12 +38,14 @@ class JobFiles:
         """
         Rename the attempt's files into place, then journal the commit.
 
-        @param in_place: the seed's HTTP workers write under the final names.
+        @param in_place: one of the seed's HTTP workers wrote the files, in
+            its L{seed_directory}.
         @return: L{None}, or why the files could not be committed.
         """
         task = attempt.task
         try:
-            self.layout.commit(task.kind, task.index, attempt.id, written_in_place=in_place)
+            finals = self.layout.commit(task.kind, task.index, attempt.id,
+                                        written_in_place=in_place)
         except OSError as e:
             return f"cannot commit the attempt's files: {e}"
         self._commits += 1
@@ -52,13 +54,28 @@ class JobFiles:
             # What the files are now: a later run resumes the task only if
             # they are still these files, not another run's of the same name.
             try:
-                files = [[final, stamp(final)]
-                         for _, final in self.layout.files(task.kind, task.index, attempt.id)]
+                files = [[final, stamp(final)] for final in finals]
             except OSError:
                 files = None
             if files is not None:
                 self._journal(lambda j: j.committed(attempt, counters, files))
         return None
+
+    def seed_directory(self, attempt):
+        """
+        Make the directory where one of the seed's HTTP workers writes this
+        attempt's files.
+
+        @return: its path, or L{None} if it cannot be made (logged).
+        """
+        path = self.layout.seed_directory(attempt.task.kind, attempt.id)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            log.error("cannot make {path} for {attempt}: {error}", path=path, attempt=attempt,
+                      error=e)
+            return None
+        return path
 
     def changed_input(self, task):
         """

@@ -195,18 +195,25 @@ class SeedTaskAPI(resource.Resource):
             return _json(request, self._job(scheduler.state))
         task = attempt.task
         config = self.coordinator.config
+        # The worker writes under final names, in a directory of this
+        # attempt's own: the driver moves the files into place when the
+        # attempt is committed, so a worker whose lease ran out never
+        # writes over a committed file.
+        o_path = self.coordinator.files.seed_directory(attempt)
+        if o_path is None:
+            self.coordinator.task_failed(attempt.worker, task.kind, task.index, attempt.id,
+                                         "cannot make the attempt's directory", "", None)
+            return _json(request, self._job(scheduler.state))
         answer = dict(self._job(JobState.RUNNING), id=task.index, status=task.state,
-                      type=SEED_NAMES[task.kind], attempt=attempt.id)
+                      type=SEED_NAMES[task.kind], attempt=attempt.id, o_path=o_path)
         if task.kind is Kind.MAP:
             # The seed's workers read whole files: list each file in the one
             # task that holds its first byte.  `splits` is the exact work.
             names = [name for name, start, _ in task.inputs if start == 0]
             answer.update(i_path=[os.path.join(config.input, n) for n in names],
-                          splits=task.inputs, o_path=config.intermediate,
-                          n_buckets=len(scheduler.reduces))
+                          splits=task.inputs, n_buckets=len(scheduler.reduces))
         else:
-            answer.update(i_path=config.intermediate, o_path=config.output,
-                          n_mappers=len(scheduler.maps))
+            answer.update(i_path=config.intermediate, n_mappers=len(scheduler.maps))
         return _json(request, answer)
 
     def post_status(self, request, pid, task):
