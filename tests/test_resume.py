@@ -5,6 +5,7 @@ letting it end its job, as a killed process would.
 """
 
 import dataclasses
+from contextlib import closing
 import os
 import sqlite3
 
@@ -121,7 +122,8 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
         """
         ran = self.run_tasks(self.connect(), kinds=(Kind.MAP,))
         self.crash()
-        with sqlite3.connect(journal_path(self.config)) as db:
+        # Closed before the restart: the driver holds its journal alone.
+        with closing(sqlite3.connect(journal_path(self.config))) as db, db:
             db.execute("DELETE FROM commits WHERE task = ?", (ran[0][1],))
         self.restart()
         again = self.run_tasks(self.connect())

@@ -244,14 +244,27 @@ def lock_directory(directory, who):
     """
     import fcntl
 
-    f = open(os.path.join(directory, LOCK_NAME), "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
+    path = os.path.join(directory, LOCK_NAME)
+    while True:
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise DirectoryInUse(f"{directory} is in use by {holder}") from None
+        # Between our open and our flock, the holder may have let go and
+        # removed the file (L{txmr.plan.Plan.release}): a lock on a file no
+        # longer under the name guards nothing, since the next run creates
+        # a new one.  Lock the file the name holds now instead.
+        try:
+            same = os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
         f.close()
-        raise DirectoryInUse(f"{directory} is in use by {holder}") from None
     f.seek(0)
     f.truncate()
     f.write(who + "\n")

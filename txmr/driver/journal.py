@@ -80,15 +80,22 @@ class Journal:
         self.path = path
         self._pending = []
         self.db = sqlite3.connect(path, isolation_level=None)
+        # The driver is the journal's only user (it holds its directories'
+        # lock): an exclusive lock, taken once, spares every transaction
+        # the shared-memory index and its file locks.
+        self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit survives the driver's crash (it is in the WAL,
         # in the system's cache); one lost to a power cut only runs again.
         # FULL would cost an fsync, 300 us, per task.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT)")
+        # Appended, never updated: a task committed again (its files were
+        # gone when a later run resumed) has a newer row, and the newest
+        # row of a task is the one that counts.  No index to maintain: a
+        # commit is one appended row of one JSON record.
         self.db.execute("CREATE TABLE IF NOT EXISTS commits (kind TEXT, task INTEGER, "
-                        "attempt INTEGER, epoch INTEGER, counters TEXT, skip TEXT, "
-                        "files TEXT, PRIMARY KEY (kind, task))")
+                        "attempt INTEGER, epoch INTEGER, record TEXT)")
 
     def _get(self, key):
         row = self.db.execute("SELECT value FROM job WHERE key = ?", (key,)).fetchone()
@@ -124,10 +131,15 @@ class Journal:
         The committed attempts: C{(kind, task, attempt, counters, skip,
         files)}, C{files} being each final file's name and stamp as committed.
         """
-        rows = self.db.execute("SELECT kind, task, attempt, counters, skip, files FROM commits "
-                               "ORDER BY kind, task")
-        return [(Kind(kind), task, attempt, json.loads(counters), json.loads(skip),
-                 json.loads(files)) for kind, task, attempt, counters, skip, files in rows]
+        newest = {}
+        for kind, task, attempt, record in self.db.execute(
+                "SELECT kind, task, attempt, record FROM commits ORDER BY rowid"):
+            newest[kind, task] = (attempt, record)
+        out = []
+        for (kind, task), (attempt, record) in sorted(newest.items()):
+            counters, skip, files = json.loads(record)
+            out.append((Kind(kind), task, attempt, counters, skip, files))
+        return out
 
     def committed(self, attempt, counters, files):
         """
@@ -137,8 +149,7 @@ class Journal:
         """
         task = attempt.task
         self._pending.append((task.kind.value, task.index, attempt.id, self.epoch,
-                              json.dumps(counters), json.dumps(task.skip) if task.skip else "[]",
-                              json.dumps(files)))
+                              json.dumps([counters, task.skip or [], files])))
 
     @property
     def dirty(self):
@@ -151,8 +162,7 @@ class Journal:
         rows, self._pending = self._pending, []
         if rows:
             with self.db:
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO commits VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self.db.executemany("INSERT INTO commits VALUES (?, ?, ?, ?, ?)", rows)
 
     def ended(self, ok):
         """
