@@ -113,8 +113,7 @@ class JobFiles:
         except Exception:
             log.failure("while settling the job's files")
         self._journal(lambda j: j.ended(ok))
-        if not ok:
-            self.journal = None
+        self.journal = None
         self.plan.release()
 
     def close(self):

@@ -168,10 +168,11 @@ class Journal:
         """
         The job is over.  A finished job's journal stays, so that the same
         command does not run it again; a failed job's is removed with its
-        files, and its next run starts over.
+        files, and its next run starts over.  Either way it is closed: the
+        driver lets go of its directories, and the next run may open it.
         """
         if ok:
-            self.flush()
+            self.close()
         else:
             self.remove()
 
