@@ -7,12 +7,29 @@ Dependencies, and why each:
   - prometheus-client: the /metrics page in Prometheus' exposition format,
     which is easy to get subtly wrong by hand.
   - rich: the progress bars of `txmr run` on a terminal.
+The tls extra:
+  - twisted[tls] (pyOpenSSL, service-identity, idna): a driver that listens
+    with TLS (--listen ssl:...) and a worker that verifies it, on Twisted's
+    own TLS; service-identity checks a certificate's names as RFC 6125
+    says, which is easy to get subtly wrong by hand.  An extra, not a
+    dependency: `txmr run` and a driver on one host need no TLS, and
+    pyOpenSSL brings `cryptography`, a large compiled wheel; without it, a
+    daemon asked for TLS refuses in one line that names `txmr[tls]`.
+The spark extra:
+  - pyspark: `txmr run --engine spark`, the same job file on a Spark
+    cluster (or a local master) for users who outgrow txmr's own.  An
+    extra: it is a large download and needs a Java runtime; without it,
+    `--engine spark` refuses in one line that names `txmr[spark]`.
 Test extras:
   - pytest and pytest-twisted: the suite is trial TestCases, which pytest
     also runs; pytest-twisted lets it run them on Twisted's reactor.
   - hypothesis: the model-based test of the scheduler (random stories of
     workers and attempts, invariants checked after every step), which finds
     the sequences no one would think to write by hand.
+  - twisted[tls]: the TLS tests (a job between a driver and workers that
+    verify it, with a CA the test makes with `cryptography`).
+  - pyspark: the Spark engine's tests (a local[2] master; Java comes from
+    the system, which .ci/run installs where it is missing).
 """
 
 from setuptools import find_packages, setup
@@ -27,8 +44,14 @@ setup(
     # twisted/plugins is not a package of ours (no __init__.py): it is
     # Twisted's plugin folder, where our one plugin module must land.
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/txmr_plugins.py"], "txmr.driver": ["status.html"]},
+    package_data={"twisted": ["plugins/txmr_plugins.py"], "txmr.driver": ["status.html"],
+                  "txmr.spark": ["log4j2.properties"]},
     install_requires=["twisted>=22.10", "prometheus-client>=0.17", "rich>=13"],
-    extras_require={"test": ["pytest", "pytest-twisted", "hypothesis>=6"]},
+    extras_require={
+        "tls": ["twisted[tls]>=22.10"],
+        "spark": ["pyspark>=4"],
+        "test": ["pytest", "pytest-twisted", "hypothesis>=6", "twisted[tls]>=22.10",
+                 "pyspark>=4"],
+    },
     entry_points={"console_scripts": ["txmr = txmr.cli:main"]},
 )

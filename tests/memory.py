@@ -118,12 +118,30 @@ class MemoryDriverMixin:
         self.pumps.append(pump)
         client.server_transport = pump.serverIO
         if hello:
-            answer = self.successResultOf(self.call(
-                client, protocol.Hello, version=protocol.PROTOCOL_VERSION, host="test",
-                pid=os.getpid(), secret=secret))
+            answer = self.successResultOf(self.hello(client, secret))
             client.worker = answer["worker"]
             client.job = answer["job"]
         return client
+
+    def hello(self, client, secret=None):
+        """
+        Say Hello as a worker does: with a secret, after a Challenge, with
+        the proof of the secret; a Deferred of the answer, whose C{proof}
+        was checked.
+        """
+        nonce = proof = driver_nonce = None
+        if secret is not None:
+            driver_nonce = self.successResultOf(self.call(client, protocol.Challenge))["nonce"]
+            nonce = protocol.new_nonce()
+            proof = protocol.worker_proof(secret, driver_nonce, nonce)
+
+        def check(answer):
+            if secret is not None:
+                assert answer["proof"] == protocol.driver_proof(secret, driver_nonce, nonce)
+            return answer
+
+        return self.call(client, protocol.Hello, version=protocol.PROTOCOL_VERSION, host="test",
+                         pid=os.getpid(), nonce=nonce, proof=proof).addCallback(check)
 
     def flush(self):
         """

@@ -370,9 +370,7 @@ class SecretTests(MemoryDriverMixin, unittest.TestCase):
     def test_amp_hello_needs_the_secret(self):
         for secret in (None, "wrong"):
             client = self.connect(hello=False)
-            self.failureResultOf(
-                self.call(client, protocol.Hello, version=protocol.PROTOCOL_VERSION,
-                          host="h", pid=1, secret=secret), protocol.Unauthorized)
+            self.failureResultOf(self.hello(client, secret), protocol.Unauthorized)
             self.reactor.advance(0)
             self.assertTrue(client.server_transport.disconnecting, "no second guess")
         self.assertEqual(self.scheduler.workers, {})

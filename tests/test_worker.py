@@ -95,8 +95,8 @@ class FakeDriver(amp.AMP):
         return answer_to_json(self._next()) if ask else {}
 
     @protocol.Hello.responder
-    def hello(self, version, host, pid, secret=None):
-        self.heard.append(("Hello", dict(version=version, host=host, pid=pid, secret=secret)))
+    def hello(self, version, host, pid, nonce=None, proof=None):
+        self.heard.append(("Hello", dict(version=version, host=host, pid=pid, proof=proof)))
         if self.refuse is not None:
             raise self.refuse
         if not self.answer_hello:
@@ -290,7 +290,7 @@ class WorkerTests(unittest.TestCase):
         specs = [spec(0), spec(1), spec(2), spec(0, Kind.REDUCE)]
         driver = self.start(specs)
         self.assertEqual(driver.heard[0], ("Hello", dict(
-            version=protocol.PROTOCOL_VERSION, host="test-host", pid=123, secret=None)))
+            version=protocol.PROTOCOL_VERSION, host="test-host", pid=123, proof=None)))
         self.assertEqual(self.tasks.attempts(), [s.attempt for s in specs])
         self.assertEqual(
             [{k: r[k] for k in ("kind", "index", "attempt", "counters")}

@@ -1,8 +1,9 @@
 """
 The wire contract between a txmr driver and its workers: AMP commands.
 
-Two blocks, by direction.  A worker connects, says L{Hello}, then asks
-L{GetTask} until it is told the job is done; it reports each attempt with
+Two blocks, by direction.  A worker connects, asks for a L{Challenge} (when
+it has a secret), says L{Hello}, then asks L{GetTask} until it is told the
+job is done; it reports each attempt with
 L{TaskDone} or L{TaskFailed}, whose answer can carry its next task, so that
 a busy worker needs one round trip per task.  The driver sends L{Ping} as a
 heartbeat, L{Cancel} for an attempt that no longer counts, and L{JobOver}
@@ -13,9 +14,18 @@ No bulk data crosses this protocol: task specifications and reports are
 small JSON documents, and files move through the shared file system.  A value
 that may outgrow AMP's 64 KiB limit (a task's list of splits, a traceback) is
 a L{BigJSON} or L{BigUnicode}, which spreads over several AMP keys.
+
+The secret never crosses the wire.  Each side proves it knows it by an
+HMAC-SHA256 over fresh nonces from both sides (L{worker_proof},
+L{driver_proof}), so a peer that answers on the driver's address without
+the secret learns nothing from a worker, and a worker runs nothing for it.
+Without a secret on either side the door is open, as documented.
 """
 
+import hashlib
+import hmac
 import json
+import os
 
 from twisted.protocols import amp
 
@@ -24,7 +34,9 @@ from txmr.core.errors import StaleReport, UnknownTask, UnknownWorker
 # 2: GetTask's answer lost its C{retry}, and a spec carries both task counts.
 # 3: a map's spec carries its inputs' stamps, a reduce's how to read seed
 # workers' map output.
-PROTOCOL_VERSION = 3
+# 4: the secret no longer crosses the wire: L{Challenge}, then proofs both
+# ways in L{Hello}.
+PROTOCOL_VERSION = 4
 
 # Attempts an AMP worker may hold at once: one running, and one to run next
 # (asked for while the first runs, when tasks are quick).
@@ -32,6 +44,56 @@ WORKER_SLOTS = 2
 
 # Under AMP's limit of 65,535 bytes per value.
 _CHUNK = 60_000
+
+# Bytes of a nonce; a worker's own is taken in this range of lengths.
+NONCE_BYTES = 32
+_NONCE_LENGTHS = range(16, 65)
+
+
+def new_nonce():
+    """
+    A fresh random nonce, never used again: a proof made over it cannot be
+    replayed on another connection.
+    """
+    return os.urandom(NONCE_BYTES)
+
+
+def valid_nonce(nonce):
+    """
+    Whether a peer's nonce is one this protocol accepts (bytes, 16 to 64).
+    """
+    return isinstance(nonce, bytes) and len(nonce) in _NONCE_LENGTHS
+
+
+def _proof(secret, label, first, second):
+    # The label tells a worker's proof from a driver's, so that neither can
+    # be reflected back as the other; the length prefix makes the message
+    # unambiguous whatever the nonces' lengths.
+    message = label + bytes([len(first)]) + first + second
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+
+
+def worker_proof(secret, driver_nonce, worker_nonce):
+    """
+    What a worker sends in L{Hello} to prove it knows C{secret}.
+    """
+    return _proof(secret, b"txmr-worker-proof\x00", driver_nonce, worker_nonce)
+
+
+def driver_proof(secret, driver_nonce, worker_nonce):
+    """
+    What a driver answers to L{Hello} to prove it knows C{secret}: over the
+    nonces in the reverse order, and under another label.
+    """
+    return _proof(secret, b"txmr-driver-proof\x00", worker_nonce, driver_nonce)
+
+
+def proof_matches(expected, given):
+    """
+    Whether C{given} (bytes or L{None}) is the proof C{expected}, compared
+    in the same time whatever the bytes.
+    """
+    return isinstance(given, bytes) and hmac.compare_digest(expected, given)
 
 
 def no_delay(transport):
@@ -94,7 +156,9 @@ class BigJSON(BigUnicode):
 
 class Unauthorized(Exception):
     """
-    The driver has a secret, and the worker did not give it.
+    The driver has a secret, and the worker did not prove it knows it (or
+    the worker did not ask for a L{Challenge} first).  A worker also
+    answers so a command of a driver that has not proved itself.
     """
 
 
@@ -116,23 +180,46 @@ _REFUSALS = {
 # -- worker to driver ----------------------------------------------------------
 
 
+class Challenge(amp.Command):
+    """
+    Worker to driver, first, from a worker that has a secret: the driver
+    answers a fresh C{nonce} of its own (L{NONCE_BYTES}), kept for this
+    connection's next L{Hello}.  A second Challenge replaces the first.
+    A driver of protocol version 3 or older does not know this command.
+    """
+
+    arguments = []
+    response = [(b"nonce", amp.String())]
+
+
 class Hello(amp.Command):
     """
-    Worker to driver, first: join the job.  The answer names the job to
-    import, and the heartbeat period, so the worker can tell a silent driver.
-    A driver started with a secret refuses a worker that does not give it.
+    Worker to driver: join the job.  The answer names the job to import,
+    and the heartbeat period, so the worker can tell a silent driver.
+
+    With a secret, the worker sends its own C{nonce} and C{proof},
+    L{worker_proof} over the driver's L{Challenge} nonce and its own; a
+    driver started with a secret refuses (L{Unauthorized}, then closes the
+    connection) a worker whose proof is missing or wrong, and answers one
+    whose proof is right with its own C{proof}, L{driver_proof} over the
+    same nonces.  The worker checks it before it runs anything: neither
+    side sends the secret, and each knows the other knows it.  A driver
+    without a secret answers no C{proof}; a worker with a secret does not
+    trust it.  The version is checked first (L{VersionMismatch}).
     """
 
     arguments = [
         (b"version", amp.Integer()),
         (b"host", amp.Unicode()),
         (b"pid", amp.Integer()),
-        (b"secret", amp.Unicode(optional=True)),
+        (b"nonce", amp.String(optional=True)),
+        (b"proof", amp.String(optional=True)),
     ]
     response = [
         (b"worker", amp.Unicode()),
         (b"job", amp.Unicode()),
         (b"heartbeat", amp.Float()),
+        (b"proof", amp.String(optional=True)),
     ]
     errors = {VersionMismatch: b"VERSION_MISMATCH", Unauthorized: b"UNAUTHORIZED"}
 
@@ -224,17 +311,22 @@ class Ping(amp.Command):
 
 class Cancel(amp.Command):
     """
-    Driver to worker: stop the attempt; its result would be refused.
+    Driver to worker: stop the attempt; its result would be refused.  A
+    worker refuses it (L{Unauthorized}) before the driver proved itself.
     """
 
     arguments = [(b"attempt", amp.Integer())]
     response = []
+    errors = {Unauthorized: b"UNAUTHORIZED"}
 
 
 class JobOver(amp.Command):
     """
     Driver to worker: the job is over (C{ok} tells how); the worker exits.
+    A worker refuses it (L{Unauthorized}) before the driver proved itself:
+    a stranger on the driver's address cannot end a worker's wait.
     """
 
     arguments = [(b"ok", amp.Boolean()), (b"message", amp.Unicode())]
     response = []
+    errors = {Unauthorized: b"UNAUTHORIZED"}

@@ -2,28 +2,86 @@
 One AMP worker's connection to the driver: the front door that turns AMP
 commands into calls of the L{Coordinator<txmr.driver.coordinator.Coordinator>},
 and the peer through which the coordinator reaches that worker.
+
+Before a peer says L{Hello<txmr.protocol.Hello>} (and, with a secret,
+proves it knows it) it is a stranger: it may send little, for a short
+time, and only so many strangers are kept at once (L{DriverFactory}).
 """
 
 from twisted.internet import defer
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols import amp
+from twisted.protocols import amp, policies
 
 from txmr import protocol
 from txmr.core.model import WorkerInfo
 from txmr.core.spec import answer_to_json
+from txmr.driver.strangers import Strangers
 
 log = Logger()
 
+# A joined worker answers a ping every heartbeat period: silent for this
+# many periods past the heartbeat timeout, its connection is dropped even
+# where the heartbeat no longer runs (once the job is over).
+IDLE_PERIODS = 10
 
-class DriverProtocol(amp.AMP):
+
+# The commands a worker sends, by their names on the wire.
+_COMMANDS = {c.commandName: c for c in (protocol.Challenge, protocol.Hello, protocol.GetTask,
+                                        protocol.TaskDone, protocol.TaskFailed)}
+
+
+class DriverFactory(Factory):
+    """
+    Builds a L{DriverProtocol} for each AMP connection, and keeps at most
+    C{MAX_STRANGERS} connections that have not said Hello yet (see
+    L{txmr.driver.strangers}); workers that said Hello are not counted.
+    """
+
+    MAX_STRANGERS = 64
+    STRANGER_GRACE = 2.0
+
+    def __init__(self, coordinator):
+        self.coordinator = coordinator
+        self._strangers = Strangers(coordinator.clock, self.MAX_STRANGERS, self.STRANGER_GRACE,
+                                    "to say Hello")
+
+    @property
+    def strangers(self):
+        return self._strangers.waiting
+
+    def buildProtocol(self, addr):
+        p = DriverProtocol(self.coordinator)
+        p.factory = self
+        return p
+
+    def admit(self, stranger):
+        """
+        Whether a new connection may stay, to say Hello.
+        """
+        return self._strangers.admit(stranger)
+
+    def known(self, stranger):
+        """
+        C{stranger} said Hello, or is gone.
+        """
+        self._strangers.known(stranger)
+
+
+class DriverProtocol(amp.AMP, policies.TimeoutMixin):
     """
     C{worker} is the worker session's id after L{protocol.Hello}.
+
+    Built by a L{DriverFactory} (its C{factory}), which counts it as a
+    stranger until Hello.
     """
 
     worker = None
-    # Before Hello, a peer is nobody: it has this long to say it, and may
-    # send this much meanwhile (a Hello is a few hundred bytes; AMP would
-    # otherwise buffer any number of 64 KiB values of one unfinished box).
+    factory = None
+    # Before Hello, a peer is nobody: it has this long to say it, whatever
+    # it sends meanwhile, and may send this much (a Hello is a few hundred
+    # bytes; AMP would otherwise buffer any number of 64 KiB values of one
+    # unfinished box).
     HELLO_WITHIN = 30.0
     BYTES_BEFORE_HELLO = 1 << 20
 
@@ -31,13 +89,21 @@ class DriverProtocol(amp.AMP):
         super().__init__()
         self.coordinator = coordinator
         self._unauthenticated = 0
-        self._hello_deadline = None
+        # The nonce of this connection's last Challenge, for its next Hello.
+        self._challenge = None
+
+    def callLater(self, period, func):
+        # TimeoutMixin would use the global reactor.
+        return self.coordinator.clock.callLater(period, func)
 
     def connectionMade(self):
         super().connectionMade()
         protocol.no_delay(self.transport)
-        self._hello_deadline = self.coordinator.clock.callLater(
-            self.HELLO_WITHIN, self._drop, "it said no Hello in time")
+        if self.factory is not None and not self.factory.admit(self):
+            self.transport.abortConnection()
+            return
+        # Not reset by data: a trickle of bytes does not keep a stranger.
+        self.setTimeout(self.HELLO_WITHIN)
 
     def dataReceived(self, data):
         if self.worker is None:
@@ -45,10 +111,24 @@ class DriverProtocol(amp.AMP):
             if self._unauthenticated > self.BYTES_BEFORE_HELLO:
                 self._drop(f"it sent more than {self.BYTES_BEFORE_HELLO} bytes before Hello")
                 return
-        super().dataReceived(data)
+        else:
+            self.resetTimeout()
+        try:
+            super().dataReceived(data)
+        except Exception as e:
+            # Bytes that are no AMP (an empty box, a key too long...): the
+            # transport would log a traceback and drop the connection.  Say
+            # it in one line, and drop only this one.
+            self._drop(f"it sent malformed AMP ({type(e).__name__})")
+
+    def timeoutConnection(self):
+        if self.worker is None:
+            self._drop("it said no Hello in time")
+        else:
+            self._drop(f"worker {self.worker} sent nothing for {self.timeOut:g}s")
 
     def _drop(self, why):
-        self._hello_deadline = None
+        self.setTimeout(None)
         log.info("dropped a connection from {peer}: {why}", peer=self.transport.getPeer(),
                  why=why)
         self.transport.abortConnection()
@@ -58,30 +138,87 @@ class DriverProtocol(amp.AMP):
             raise protocol.UnknownWorker("say Hello first")
         return self.worker
 
+    def unhandledError(self, failure):
+        """
+        A stranger's box that failed and asked for no answer: one line, and
+        the connection dropped (AMP would log a traceback).
+        """
+        if self.worker is not None:
+            return super().unhandledError(failure)
+        self._drop(f"its box failed: {failure.type.__name__}")
+
+    def dispatchCommand(self, box):
+        """
+        A stranger's command whose arguments do not parse is answered with a
+        clear error, and its connection closed, with one line in the log
+        (AMP would log a traceback for each).  A joined worker's commands
+        are not parsed twice: they are a trusted peer's, and a traceback is
+        what its bug deserves.
+        """
+        command = _COMMANDS.get(box.get(amp.COMMAND)) if self.worker is None else None
+        if command is not None:
+            try:
+                command.parseArguments(amp.AmpBox(box), self)
+            except Exception as e:
+                why = f"malformed {command.__name__}: {type(e).__name__}: {e}"[:300]
+                log.info("dropped a connection from {peer}: {why}",
+                         peer=self.transport.getPeer(), why=why)
+                return defer.fail(amp.RemoteAmpError(b"MALFORMED", why, fatal=True))
+        return super().dispatchCommand(box)
+
     # -- the front door ------------------------------------------------------
 
+    @protocol.Challenge.responder
+    def challenge(self):
+        self._challenge = protocol.new_nonce()
+        return {"nonce": self._challenge}
+
+    def _refuse(self, host, pid, why):
+        log.warn("refused a worker from {host} (pid {pid}): {why}", host=host[:100], pid=pid,
+                 why=why)
+        # No second guess on this connection: close it once the refusal is
+        # sent.
+        self.coordinator.clock.callLater(0, self.transport.loseConnection)
+        return protocol.Unauthorized("the driver needs proof of its secret (--secret-file)")
+
+    def _prove(self, host, pid, nonce, proof):
+        """
+        With a secret: check the worker's proof over this connection's
+        challenge (used once) and the worker's nonce, and return the
+        driver's own proof.  Without one: L{None}, and anyone is let in.
+
+        @raise protocol.Unauthorized: the proof is missing or wrong.
+        """
+        secret = self.coordinator.config.secret
+        challenge, self._challenge = self._challenge, None
+        if not secret:
+            return None
+        if challenge is None:
+            raise self._refuse(host, pid, "no Challenge before Hello (no secret, or an old "
+                                          "worker)")
+        if not protocol.valid_nonce(nonce) or not protocol.proof_matches(
+                protocol.worker_proof(secret, challenge, nonce), proof):
+            raise self._refuse(host, pid, "wrong or missing proof of the secret")
+        return protocol.driver_proof(secret, challenge, nonce)
+
     @protocol.Hello.responder
-    def hello(self, version, host, pid, secret=None):
+    def hello(self, version, host, pid, nonce=None, proof=None):
         coordinator = self.coordinator
-        if not coordinator.config.authorizes(secret):
-            log.warn("refused a worker from {host} (pid {pid}): wrong or missing secret",
-                     host=host[:100], pid=pid)
-            # No second guess on this connection: close it once the refusal
-            # is sent.
-            coordinator.clock.callLater(0, self.transport.loseConnection)
-            raise protocol.Unauthorized("the driver needs its secret (--secret-file)")
         if version != protocol.PROTOCOL_VERSION:
             raise protocol.VersionMismatch(
                 f"driver speaks version {protocol.PROTOCOL_VERSION}, not {version}")
+        answer = self._prove(host, pid, nonce, proof)
         if self.worker is None:
-            if self._hello_deadline is not None and self._hello_deadline.active():
-                self._hello_deadline.cancel()
+            if self.factory is not None:
+                self.factory.known(self)
+            config = coordinator.config
+            self.setTimeout(config.heartbeat_timeout + IDLE_PERIODS * config.heartbeat)
             self.worker = coordinator.join(WorkerInfo(host=host, pid=pid), peer=self,
                                            slots=protocol.WORKER_SLOTS)
             log.info("worker {worker} joined from {host} (pid {pid})", worker=self.worker,
                      host=host, pid=pid)
         return {"worker": self.worker, "job": coordinator.job.name,
-                "heartbeat": float(coordinator.config.heartbeat)}
+                "heartbeat": float(coordinator.config.heartbeat), "proof": answer}
 
     @protocol.GetTask.responder
     def get_task(self, wait=None):
@@ -107,8 +244,9 @@ class DriverProtocol(amp.AMP):
         return self._next(ask)
 
     def connectionLost(self, reason):
-        if self._hello_deadline is not None and self._hello_deadline.active():
-            self._hello_deadline.cancel()
+        self.setTimeout(None)
+        if self.factory is not None:
+            self.factory.known(self)
         super().connectionLost(reason)
         if self.worker is not None:
             self.coordinator.disconnected(self.worker)
@@ -134,6 +272,7 @@ class DriverProtocol(amp.AMP):
         return self._call(protocol.JobOver, ok=ok, message=message)
 
     def abort(self):
+        self.setTimeout(None)
         self.transport.abortConnection()
 
     def close(self):

@@ -10,16 +10,16 @@ passed in, so tests run the whole driver on a C{task.Clock}.
 from twisted.application import service
 from twisted.application.internet import TimerService
 from twisted.internet import defer, endpoints
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from txmr.data.layout import write_atomically
-from txmr.driver.connection import DriverProtocol
+from txmr.driver.connection import DriverFactory
 from txmr.driver.coordinator import Coordinator
 from txmr.driver.heartbeat import Heartbeat
 from txmr.driver.resume import open_journal
 from txmr.driver.web import SniffingFactory, site
 from txmr.plan import plan_job
+from txmr.tls import scheme
 
 log = Logger()
 
@@ -73,7 +73,7 @@ class DriverService(service.MultiService):
         self.done = self.coordinator.done
         self.address = None
         web = site(self.coordinator)
-        amp = Factory.forProtocol(lambda: DriverProtocol(self.coordinator))
+        amp = DriverFactory(self.coordinator)
         self.listener = Listener(reactor, config.listen, SniffingFactory(amp, web, reactor))
         self.listener.setServiceParent(self)
         self.http_listener = None
@@ -106,7 +106,7 @@ class DriverService(service.MultiService):
         return defer.gatherResults(waits)
 
     def _listening(self, port):
-        self.address = address_of(port.getHost())
+        self.address = address_of(port.getHost(), scheme(self.config.listen))
         log.info("txmr driver listening on {address}", address=self.address)
         if self.config.port_file:
             write_atomically(self.config.port_file, self.address + "\n")
@@ -115,7 +115,8 @@ class DriverService(service.MultiService):
             self.coordinator.finish()
 
     def _listening_http(self, port):
-        log.info("txmr driver serving HTTP on {address}", address=address_of(port.getHost()))
+        log.info("txmr driver serving HTTP on {address}",
+                 address=address_of(port.getHost(), scheme(self.config.http)))
 
     def _cannot_listen(self, failure, where):
         log.critical("txmr driver cannot listen on {where}: {error}",
@@ -126,9 +127,12 @@ class DriverService(service.MultiService):
         self.coordinator.stop()
         return super().stopService()
 
-def address_of(host):
+def address_of(host, listened="tcp"):
     """
-    A client endpoint string that reaches a listening port's address.
+    A client endpoint string that reaches a listening port's address: an
+    C{ssl:} one for a port that listens with TLS (C{listened}, the scheme
+    of its server endpoint, is C{ssl}), so that a worker that reads it
+    speaks TLS, and checks the certificate.
     """
     if hasattr(host, "port"):
         interface = host.host
@@ -136,7 +140,8 @@ def address_of(host):
             interface = "127.0.0.1"
         elif interface == "::":
             interface = "::1"
-        return f"tcp:host={interface.replace(':', chr(92) + ':')}:port={host.port}"
+        kind = "ssl" if listened == "ssl" else "tcp"
+        return f"{kind}:host={interface.replace(':', chr(92) + ':')}:port={host.port}"
     name = host.name.decode() if isinstance(host.name, bytes) else host.name
     return f"unix:path={name}"
 

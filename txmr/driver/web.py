@@ -22,8 +22,11 @@ from txmr.driver.guard import Guarded, redacted_log_line
 from txmr.driver.metrics import MetricsPage
 from txmr.driver.seed import SeedTaskAPI, SeedWorkers
 from txmr.driver.status import attempt_state, job_state
+from txmr.driver.strangers import Strangers
 
 log = Logger()
+
+HTTP_IDLE = 60.0
 
 
 class Sniffer(Protocol):
@@ -32,7 +35,8 @@ class Sniffer(Protocol):
     AMP or an HTTP protocol, and relays to it from then on.
     """
 
-    # A connection that says nothing is dropped after this long.
+    # A connection that says nothing is dropped after this long; and only
+    # so many are kept waiting at once (L{SniffingFactory.silent}).
     FIRST_BYTE_WITHIN = 30.0
 
     def __init__(self, factory):
@@ -41,14 +45,22 @@ class Sniffer(Protocol):
         self._deadline = None
 
     def connectionMade(self):
-        if self.factory.clock is not None:
+        if self.factory.silent is not None:
+            if not self.factory.silent.admit(self):
+                self.transport.abortConnection()
+                return
             self._deadline = self.factory.clock.callLater(
                 self.FIRST_BYTE_WITHIN, self.transport.abortConnection)
+
+    def abort(self):
+        self.transport.abortConnection()
 
     def _stop_waiting(self):
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
+        if self.factory.silent is not None:
+            self.factory.silent.known(self)
 
     def dataReceived(self, data):
         if self.inner is None:
@@ -108,10 +120,16 @@ class SniffingFactory(Factory):
         """
         return [b"http/1.1"]
 
+    # Connections that have sent nothing yet, kept at once.
+    MAX_SILENT = 64
+    SILENT_GRACE = 2.0
+
     def __init__(self, amp_factory, http_factory, clock=None):
         self.amp = amp_factory
         self.http = http_factory
         self.clock = clock
+        self.silent = None if clock is None else Strangers(
+            clock, self.MAX_SILENT, self.SILENT_GRACE, "to send their first byte")
 
     def buildProtocol(self, addr):
         return Sniffer(self)
@@ -212,6 +230,10 @@ def site(coordinator):
     api.putChild(b"attempt", AttemptAPI(coordinator.view))
     root.putChild(b"api", api)
     root.putChild(b"metrics", MetricsPage(coordinator.view))
-    web = server.Site(Guarded(coordinator.config, root), logFormatter=redacted_log_line)
+    # An idle HTTP connection is closed after a minute (twisted.web's
+    # default is twelve hours): the seed's workers ask every few seconds,
+    # and a browser opens a new connection when it needs one.
+    web = server.Site(Guarded(coordinator.config, root), logFormatter=redacted_log_line,
+                      timeout=HTTP_IDLE)
     web.displayTracebacks = False
     return web

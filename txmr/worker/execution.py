@@ -9,8 +9,16 @@ after the other in I{one} call of the thread runner (one hand-off for
 several tiny tasks), and each attempt has its own event, so the driver can
 cancel any one of them alone.  This module knows nothing of the network:
 what to run, and what to do with an outcome, is the session's affair.
+
+Before it imports a job's code or opens an input file, the executor checks
+that the attempt is one this worker may run (L{check_admitted}): its job
+matches the owner's C{--job-allow} patterns, if any, and its splits stay
+under the input root the driver named.  One that is not fails, with the
+reason, and nothing of it runs.
 """
 
+import fnmatch
+import os
 import threading
 import traceback
 from dataclasses import dataclass
@@ -55,6 +63,51 @@ class Cancelled:
 Outcome = Succeeded | Failed | Cancelled
 
 
+class TaskRefused(Exception):
+    """
+    This worker will not run the attempt: its job is not one the worker's
+    owner allows, or it would read outside its input root.
+    """
+
+
+def job_allowed(job, patterns):
+    """
+    Whether the job named C{job} matches one of the glob C{patterns}
+    (L{fnmatch}, case-sensitive; C{*} matches C{/} too).  No patterns: any
+    job is allowed.
+    """
+    return not patterns or any(fnmatch.fnmatchcase(job, p) for p in patterns)
+
+
+def escapes(name):
+    """
+    Whether the split name C{name}, joined to an input root, would name a
+    file outside it: not a relative path, or one that climbs out with
+    C{..}.  The check is on the name, not the file system: a symbolic link
+    the input's owner put under the root is followed, as the driver's
+    listing of the input followed it.
+    """
+    if not isinstance(name, str) or not name or "\x00" in name or os.path.isabs(name):
+        return True
+    normal = os.path.normpath(name)
+    return normal == os.curdir or normal.split(os.sep)[0] == os.pardir
+
+
+def check_admitted(spec, patterns=()):
+    """
+    @raise TaskRefused: with a one-line reason, if this worker may not run
+        C{spec}: its job matches none of C{patterns}, or a map's split names
+        a file outside its input root.
+    """
+    if not job_allowed(spec.job, patterns):
+        raise TaskRefused(f"this worker runs only jobs matching --job-allow "
+                          f"{' '.join(patterns)}, not {spec.job!r}")
+    for split in spec.splits:
+        name = split[0] if isinstance(split, (list, tuple)) and split else split
+        if escapes(name):
+            raise TaskRefused(f"split {name!r} escapes the input root {spec.input!r}")
+
+
 def _run_task(job, spec, cancel):
     # Imported when first needed: the data path's modules are the heavy
     # part of a worker, and the tests give their own task runner.
@@ -80,12 +133,15 @@ class Executor:
         returns its counters; it raises L{TaskCancelled} once C{cancel} (a
         L{threading.Event}) is set (default: L{txmr.data.run.run_task}).
     @param load_job: loads a job by its name (default: L{txmr.job.load_job}).
+    @param job_allow: glob patterns of the jobs this worker may run (see
+        L{job_allowed}); empty: any job.
     """
 
-    def __init__(self, run_in_thread=None, run_task=None, load_job=None):
+    def __init__(self, run_in_thread=None, run_task=None, load_job=None, job_allow=()):
         self.run_in_thread = run_in_thread or _default_thread_runner
         self.run_task = run_task or _run_task
         self.load_job = load_job or _load_job
+        self.job_allow = tuple(job_allow)
         self.jobs = {}
         # The attempts running now (a batch of quick ones, or one), each
         # with the event that cancels it.
@@ -103,6 +159,12 @@ class Executor:
 
     def is_cancelled(self, attempt_id):
         return attempt_id in self.cancelled
+
+    def allows(self, job):
+        """
+        Whether this worker may run tasks of the job named C{job}.
+        """
+        return job_allowed(job, self.job_allow)
 
     def run_batch(self, specs):
         """
@@ -155,8 +217,14 @@ class Executor:
 
     def _run_one(self, spec, cancel):
         """
-        Run one attempt; in a worker thread.
+        Run one attempt; in a worker thread.  A refused attempt fails with
+        its reason alone (no traceback: no code of the job ran).
         """
+        try:
+            check_admitted(spec, self.job_allow)
+        except TaskRefused as e:
+            message = f"refused by the worker: {e}"
+            return Failed(message, message + "\n")
         try:
             job = self.jobs.get(spec.job)
             if job is None:

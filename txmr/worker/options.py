@@ -7,11 +7,11 @@ prometheus): it starts sooner.
 
 import sys
 
-from twisted.internet import endpoints
 from twisted.python import usage
 
 from txmr.daemon import exit_process, read_secret
-from txmr.worker.address import client_endpoint_string
+from txmr.tls import TLSConfigError, Trust
+from txmr.worker.address import client_endpoint
 
 
 class WorkerOptions(usage.Options):
@@ -22,11 +22,32 @@ class WorkerOptions(usage.Options):
     synopsis = "[options] --driver ADDRESS"
     optParameters = [
         ["driver", "d", "127.0.0.1:5000",
-         "The driver: http://HOST:PORT, HOST:PORT, or a Twisted client endpoint string."],
+         "The driver: http://HOST:PORT, HOST:PORT, https://HOST:PORT (TLS), or a Twisted "
+         "client endpoint string (ssl:host=HOST:port=PORT for TLS)."],
         ["give-up", None, 60.0, "Exit if the driver stays out of reach this long (seconds; "
                                 "0: never).", float],
         ["secret-file", None, None, "Give the driver the secret in this file."],
+        ["ca-file", None, None, "A TLS driver's certificate must be signed by a CA in this PEM "
+                                "file (default: the system's trusted roots)."],
     ]
+    optFlags = [
+        ["insecure-tls", None, "Do not check a TLS driver's certificate (anyone who can "
+                               "relay between this worker and its driver may then read and "
+                               "change what they say)."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["job-allow"] = []
+
+    def opt_job_allow(self, pattern):
+        self["job-allow"].append(pattern)
+
+    # One line: twistd prints it as it is.
+    opt_job_allow.__doc__ = (
+        "Run only tasks of jobs whose name (a module, or a .py file's absolute path, with "
+        "any :Class) matches this glob (fnmatch; repeatable; default: any job). Others fail "
+        "before their code is imported.")
 
     def postOptions(self):
         self["secret"] = read_secret(self["secret-file"])
@@ -42,15 +63,18 @@ def make_worker_service(options):
         # shutdown; the driver no longer wants its result.
         exit_process(reactor, code, message, now=service.busy)
 
-    address = client_endpoint_string(options["driver"])
     try:
-        endpoints.clientFromString(reactor, address)
+        trust = Trust(options["ca-file"], bool(options["insecure-tls"]))
+        client_endpoint(reactor, options["driver"], trust)
+    except TLSConfigError as e:
+        print(f"txmr-worker: error: {e}", file=sys.stderr)
+        raise SystemExit(2)
     except (ValueError, TypeError, KeyError) as e:
         print(f"txmr-worker: error: --driver {options['driver']!r} is not a driver address: {e}",
               file=sys.stderr)
         raise SystemExit(2)
     service = makeService(options["driver"], reactor, options["give-up"], on_exit,
-                          secret=options["secret"])
+                          secret=options["secret"], trust=trust)
 
     def abandon_task():
         # Stopped by a signal mid-task: the driver will give the task to
@@ -58,5 +82,7 @@ def make_worker_service(options):
         if service.busy:
             exit_process(reactor, 1, "stopped in the middle of a task", now=True)
 
+    # What runs the tasks refuses any job the worker's owner does not allow.
+    service.executor.job_allow = tuple(options["job-allow"])
     reactor.addSystemEventTrigger("before", "shutdown", abandon_task)
     return service

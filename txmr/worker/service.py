@@ -21,7 +21,8 @@ from twisted.internet import defer, task
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from txmr.worker.address import client_endpoint_string
+from txmr.tls import Trust
+from txmr.worker.address import client_endpoint, client_endpoint_string
 from txmr.worker.connection import WorkerProtocol
 from txmr.worker.execution import Executor
 from txmr.worker.session import Identity, JobEnded, Lost, Refused, Session
@@ -195,19 +196,18 @@ class WorkerService(service.Service):
             self.on_exit(code, message)
 
 
-def makeService(address, reactor=None, give_up=60.0, on_exit=None, secret=None):
+def makeService(address, reactor=None, give_up=60.0, on_exit=None, secret=None, trust=None):
     """
     A L{WorkerService} for the driver at C{address} (as
-    L{client_endpoint_string} reads it), on the reactor.
+    L{client_endpoint} reads it, checking a TLS driver as C{trust} says),
+    on the reactor.
 
     @raise ValueError: (or C{TypeError}, C{KeyError}) C{address} is no
         endpoint.
+    @raise txmr.tls.TLSConfigError: TLS is asked for and cannot be had.
     """
-    from twisted.internet import endpoints
-
     if reactor is None:
         from twisted.internet import reactor
-    address = client_endpoint_string(address)
-    endpoint = endpoints.clientFromString(reactor, address)
+    endpoint = client_endpoint(reactor, address, trust or Trust())
     return WorkerService(endpoint, reactor, give_up=give_up, on_exit=on_exit, secret=secret,
-                         name=address)
+                         name=client_endpoint_string(address))

@@ -1,7 +1,21 @@
 """
-One connection's life, seen from the worker: say L{Hello}, then ask for
-tasks, run them, report them, until the driver says the job is over or the
+One connection's life, seen from the worker: say L{Hello} (with a secret,
+after a L{Challenge}, and check the driver's proof), then ask for tasks,
+run them, report them, until the driver says the job is over or the
 connection ends.
+
+A worker with a secret trusts the peer on its driver's address only once
+that peer has proved it knows the secret (L{protocol.driver_proof}); until
+then it asks for no task and heeds no command.  A peer that fails the proof
+is not the worker's driver (the real one may have exited, and another
+program taken its port; or it was started with another secret): the worker
+logs one line, drops the connection and tries again, with back-off, as if
+it had not reached its driver, so it joins the real driver if one comes
+back on that address and exits 1 after C{--give-up} seconds if none does.
+It does not exit at once: a restarted driver on that address takes it back.
+(A stranger can still answer Hello with L{protocol.Unauthorized}, as a
+driver that refuses the worker's secret does, and so make it exit 1 early:
+the two cannot be told apart.  It cannot make it exit 0, nor run anything.)
 
 A L{Session} talks over a connected L{WorkerProtocol
 <txmr.worker.connection.WorkerProtocol>} and runs attempts with an
@@ -36,12 +50,20 @@ ASK_TIMEOUT = 300
 REPORT_TIMEOUT = 60
 
 
+class Unproven(Exception):
+    """
+    The peer did not prove it knows the worker's secret: it is not the
+    worker's driver.
+    """
+
+
 @dataclass(frozen=True)
 class Identity:
     """What a worker tells the driver in its L{Hello}."""
 
     host: str
     pid: int
+    # Never sent: it makes and checks the proofs of L{protocol.Hello}.
     secret: str | None = None
 
 
@@ -141,12 +163,25 @@ class Session:
         Hello, then the loop of asking, running and reporting.
         """
         try:
-            hello = yield self._call(
-                protocol.Hello, HELLO_TIMEOUT, version=protocol.PROTOCOL_VERSION,
-                host=self.identity.host, pid=self.identity.pid, secret=self.identity.secret)
+            hello = yield self._hello()
         except (protocol.Unauthorized, protocol.VersionMismatch) as e:
             return Refused(str(e))
+        except amp.UnhandledCommand:
+            return Refused(f"it does not know {protocol.Challenge.__name__}: it speaks an "
+                           f"older protocol than this worker's (version "
+                           f"{protocol.PROTOCOL_VERSION})")
+        except Unproven as e:
+            log.warn("the peer at {peer} is not this worker's driver: {why}; running nothing "
+                     "for it, and trying again", peer=_peer(self.connection), why=e)
+            self.connection.transport.abortConnection()
+            return Lost("the driver did not prove it knows the secret")
         self.on_joined(hello)
+        if not self.executor.allows(hello["job"]):
+            log.warn("the driver's job {job} matches no --job-allow pattern of this worker: "
+                     "it will refuse every task", job=hello["job"])
+        # Commands the driver sent before its proof arrived are carried out
+        # now (a JobOver for a worker that joins as the job ends).
+        self.connection.trust()
         self.connection.setTimeout(max(hello["heartbeat"] * SILENCE_PERIODS, 5.0))
         while not self.ended.called:
             answers = yield self._next_answers()
@@ -159,6 +194,34 @@ class Session:
                 self._prefetch(specs)
                 outcomes = yield self._run_batch(specs)
                 self._report_batch(specs, outcomes)
+
+    @defer.inlineCallbacks
+    def _hello(self):
+        """
+        Join: with a secret, a L{Challenge} first, and a L{Hello} that
+        proves the secret and checks the driver's proof; without one, a
+        bare Hello (the door is open, and trust is given).
+
+        @return: a L{Deferred} of the Hello answer.
+        @raise Unproven: the peer did not prove it knows the secret.
+        """
+        secret = self.identity.secret
+        nonce = proof = driver_nonce = None
+        if secret:
+            challenge = yield self._call(protocol.Challenge, HELLO_TIMEOUT)
+            driver_nonce = challenge["nonce"]
+            if not protocol.valid_nonce(driver_nonce):
+                raise Unproven("its challenge is no valid nonce")
+            nonce = protocol.new_nonce()
+            proof = protocol.worker_proof(secret, driver_nonce, nonce)
+        hello = yield self._call(
+            protocol.Hello, HELLO_TIMEOUT, version=protocol.PROTOCOL_VERSION,
+            host=self.identity.host, pid=self.identity.pid, nonce=nonce, proof=proof)
+        if secret and not protocol.proof_matches(
+                protocol.driver_proof(secret, driver_nonce, nonce), hello["proof"]):
+            raise Unproven("it did not prove it knows the secret (--secret-file)" if
+                           hello["proof"] is None else "its proof of the secret is wrong")
+        return hello
 
     @defer.inlineCallbacks
     def _next_answers(self):
@@ -235,8 +298,9 @@ class Session:
             report = self._call(protocol.TaskDone, REPORT_TIMEOUT,
                                 counters=outcome.counters, ask=ask, **where)
         else:
-            log.warn("{kind} task {index} attempt {attempt} failed: {message}",
-                     message=outcome.message, **where)
+            # Not "message": the legacy log bridge takes that key for its own.
+            log.warn("{kind} task {index} attempt {attempt} failed: {error}",
+                     error=outcome.message, **where)
             report = self._call(protocol.TaskFailed, REPORT_TIMEOUT, error=outcome.message,
                                 traceback=outcome.traceback, record=outcome.record,
                                 ask=ask, **where)
@@ -272,6 +336,15 @@ def discard_files(spec):
     except OSError as e:
         log.warn("cannot remove the files of {kind} task {index} attempt {attempt}: {error}",
                  kind=str(spec.kind), index=spec.index, attempt=spec.attempt, error=e)
+
+
+def _peer(connection):
+    """
+    The peer's address, as a log line gives it.
+    """
+    peer = connection.transport.getPeer()
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
 
 
 def _actionable(answers):
