@@ -3,7 +3,10 @@ C{txmr}, the command line: run a job on this machine with a progress bar,
 or look at a running driver.
 
     txmr run [JOB] -i IN -o OUT [-w WORKERS] [-m M] [-r R]   # a driver and local workers
+    txmr run JOB -i IN -o OUT -- --min-count 3                # the job's own options
+    txmr run JOB --help-job                                   # which options it has
     txmr run --inline [JOB] -i IN -o OUT                      # one process, no network
+    txmr run --engine spark [--master URL] [JOB] -i IN -o OUT # the same job on PySpark
     txmr status ADDRESS                                       # a running job's progress
 
 C{txmr run} starts C{twistd txmr-driver} and WORKERS C{twistd txmr-worker}
@@ -81,6 +84,21 @@ def print_summary(summary, elapsed, stream=sys.stdout):
 
 
 def run(a):
+    if a.help_job or {"-h", "--help"} & set(a.job_args):
+        return job_help(a.job)
+    missing = [flag for flag, value in (("-i/--input", a.input), ("-o/--output", a.output))
+               if not value]
+    if missing:
+        print(f"txmr run: error: the following arguments are required: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
+    if a.engine == "spark":
+        from txmr.spark.command import run_command
+
+        return run_command(a, Progress(), print_summary)
+    if a.master or a.spark_conf:
+        print("txmr: --master and --spark-conf are for --engine spark", file=sys.stderr)
+        return 2
     a.workers = a.workers or os.cpu_count() or 2
     # The daemons run in a directory of their own: make paths absolute.
     for name in ("input", "output", "intermediate"):
@@ -147,6 +165,21 @@ def run(a):
             shutil.rmtree(work, ignore_errors=True)
 
 
+def job_help(name):
+    """
+    Print the options a job declares (C{txmr run JOB --help-job}).
+    """
+    from txmr.job import JobError, load_job
+
+    try:
+        text = load_job(name).help_text()
+    except JobError as e:
+        print(f"txmr: {e}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
 def run_inline(a):
     from txmr.inline import run_inline as inline
     from txmr.plan import ConfigError, JobConfig
@@ -157,7 +190,7 @@ def run_inline(a):
         work = intermediate = tempfile.mkdtemp(prefix="txmr-inline-")
     config = JobConfig(input=a.input, intermediate=intermediate, output=a.output,
                        mappers=a.mappers, reducers=a.reducers, job=a.job,
-                       memory=a.memory << 20)
+                       memory=a.memory << 20, job_args=a.job_args)
     progress = Progress()
     started = time.monotonic()
     try:
@@ -226,8 +259,12 @@ def parser():
     r = sub.add_parser("run", help="run a job on this machine")
     r.add_argument("job", nargs="?", default=DEFAULT_JOB,
                    help="module, module:attribute or .py file (default: word count)")
-    r.add_argument("-i", "--input", required=True)
-    r.add_argument("-o", "--output", required=True)
+    # Required, but checked in run(): --help-job needs neither.
+    r.add_argument("-i", "--input", help="input directory (required)")
+    r.add_argument("-o", "--output", help="output directory (required)")
+    r.add_argument("--help-job", action="store_true",
+                   help="show the job's own options (given after --: txmr run JOB -i IN -o OUT "
+                        "-- --min-count 3) and exit")
     r.add_argument("-w", "--workers", type=_at_least_one, default=0,
                    help="default: one per core")
     r.add_argument("-m", "--mappers", type=int, default=8)
@@ -241,6 +278,12 @@ def parser():
     r.add_argument("--skip-bad-records", action="store_true")
     r.add_argument("--fresh", action="store_true",
                    help="with --intermediate: start over instead of resuming an earlier run")
+    r.add_argument("--engine", choices=("txmr", "spark"), default="txmr",
+                   help="txmr (a driver and local workers) or spark (PySpark, same output)")
+    r.add_argument("--master", help="with --engine spark: the Spark master URL "
+                                    "(default local[WORKERS])")
+    r.add_argument("--spark-conf", action="append", metavar="KEY=VALUE",
+                   help="with --engine spark: a Spark setting (repeatable)")
     r.set_defaults(func=run)
     s = sub.add_parser("status", help="print a running job's progress")
     s.add_argument("address", help="the driver: http://HOST:PORT (as txmr run prints it, "
@@ -254,8 +297,21 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt()
 
 
+def split_job_args(argv):
+    """
+    C{txmr}'s own arguments, and the job's: those after the first C{--}.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
 def main(argv=None):
+    argv, job_args = split_job_args(argv)
     a = parser().parse_args(argv)
+    a.job_args = job_args
     # Ctrl-C and SIGTERM stop the driver and the workers, even where the
     # shell started us with SIGINT ignored (a background job).
     signal.signal(signal.SIGINT, _interrupt)

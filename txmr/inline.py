@@ -8,32 +8,43 @@ the core and the data path are used here: no daemon, no protocol.
 """
 
 from txmr.core.instructions import Commit
-from txmr.data.layout import fsync_directory
+from txmr.data.layout import fsync_directory, remove_job_files
 from txmr.data.run import run_task
 from txmr.plan import plan_job
 
 INLINE_WORKER = "inline"
 
 
-def run_inline(config, progress=None):
+def run_inline(config, progress=None, job=None):
     """
     Run the job C{config} (a L{txmr.plan.JobConfig}) describes to completion.
 
     @param progress: called with the scheduler after every task, if given.
+    @param job: the L{txmr.job.Job}, if it is loaded already (a class
+        defined in a notebook has no name to load it by).
     @return: the counters summed over the tasks.
     """
-    plan = plan_job(config)
+    plan = plan_job(config, job=job)
     scheduler = plan.scheduler
     scheduler.register(INLINE_WORKER, 0)
     now = 0
-    while not scheduler.over:
-        now += 1
-        attempt = scheduler.assign(INLINE_WORKER, now)
-        counters = run_task(plan.job, plan.spec(attempt))
-        plan.layout.commit(attempt.task.kind, attempt.task.index, attempt.id)
-        scheduler.committed(Commit(attempt, counters), now)
-        if progress is not None:
-            progress(scheduler)
-    fsync_directory(config.output)
-    plan.release()
+    try:
+        while not scheduler.over:
+            now += 1
+            attempt = scheduler.assign(INLINE_WORKER, now)
+            counters = run_task(plan.job, plan.spec(attempt))
+            plan.layout.commit(attempt.task.kind, attempt.task.index, attempt.id)
+            scheduler.committed(Commit(attempt, counters), now)
+            if progress is not None:
+                progress(scheduler)
+        fsync_directory(config.output)
+    except BaseException:
+        # As a driver does: no part of a failed job's output is left to be
+        # mistaken for a result.
+        for directory in {config.intermediate, config.output}:
+            remove_job_files(directory)
+        raise
+    finally:
+        # A notebook that catches the error may run the job again.
+        plan.release()
     return scheduler.summed_counters()

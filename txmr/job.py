@@ -13,8 +13,28 @@ C{(key, value)} pairs, and optionally:
     once (mrjob's task hooks);
   - C{INPUT = "lines"} (the default: C{map(filename, line)} per line, without
     its newline), C{INPUT = "file"} (C{map(filename, contents)} per file,
-    decoded as UTF-8 text with CRLF turned into LF), or C{INPUT = "bytes"}
-    (C{map(filename, data)} per file, its exact bytes: for binary formats).
+    decoded as UTF-8 text with CRLF turned into LF), C{INPUT = "bytes"}
+    (C{map(filename, data)} per file, its exact bytes: for binary formats),
+    C{INPUT = "jsonl"} (C{map(filename, value)} per line holding one JSON
+    value; blank lines are skipped), or C{INPUT = "csv"} (C{map(filename,
+    row)} per CSV row, a list of strings, each file read whole so quoted
+    newlines work; with C{CSV_HEADER = True} the first row of each file
+    names the columns and each row is a dict);
+  - C{OUTPUT = "tsv"} (the default: C{key<TAB>value} lines, see
+    L{txmr.data.output}) or C{OUTPUT = "jsonl"} (one JSON C{[key, value]}
+    per line, exact for any key and value);
+  - C{configure(parser)}: declares the job's options on an
+    C{argparse.ArgumentParser}; a task reads their values as
+    C{txmr.options()}, a class job also as C{self.options};
+  - C{partition(key, n)}: the reduce task (C{0 <= i < n}) of a key, in
+    place of CRC-32 of its bytes;
+  - C{SORT_VALUES = True}: each reduce call gets its values sorted (in
+    the order of keys, see L{txmr.data.keys.sort_key});
+  - C{TOTAL_ORDER = True}: keys partitioned by ranges sampled from the map
+    output, so that C{out-0}, C{out-1}... concatenated are sorted (see
+    L{txmr.data.sampling});
+  - C{REDUCE = None}: a map-only job; each map task writes its pairs, in
+    input order, to C{out-M} (as does C{--reducers 0} for any job).
 
 Jobs are named, never shipped: the driver and each worker import the job
 themselves from a dotted module (C{txmr.examples.wordcount}, found as
@@ -22,6 +42,7 @@ C{python -m} would, the current directory included), a C{module:attribute},
 a path to a C{.py} file, or C{path/to/job.py:attribute}.
 """
 
+import argparse
 import importlib
 import importlib.util
 import inspect
@@ -30,11 +51,14 @@ import sys
 import threading
 
 from txmr.core.counters import add
+from txmr.job_options import JobOptionsError, make_parser, parse
 
 DEFAULT_JOB = "txmr.examples.wordcount"
-INPUT_MODES = ("lines", "file", "bytes")
-# The modes in which map is called once per whole file.
-WHOLE_FILE_MODES = ("file", "bytes")
+INPUT_MODES = ("lines", "file", "bytes", "jsonl", "csv")
+# The modes in which a map task reads whole files (their splits are never
+# cut inside a file).
+WHOLE_FILE_MODES = ("file", "bytes", "csv")
+OUTPUT_FORMATS = ("tsv", "jsonl")
 
 
 class JobError(Exception):
@@ -57,21 +81,34 @@ def counter(group, name, amount=1):
         add(counters, str(name), amount, str(group))
 
 
+def options():
+    """
+    The parsed values of the job's options (an C{argparse.Namespace}) in
+    the running task: the same in every task of the job.  Outside a task,
+    L{None}.
+    """
+    return getattr(_local, "options", None)
+
+
 class counting:
     """
-    Collect the counters of the task run in this thread into C{counters}.
+    Collect the counters of the task run in this thread into C{counters};
+    L{options} answers C{task_options} meanwhile.
     """
 
-    def __init__(self, counters):
+    def __init__(self, counters, task_options=None):
         self.counters = counters
+        self.options = task_options
 
     def __enter__(self):
-        self.previous = getattr(_local, "counters", None)
+        self.previous = (getattr(_local, "counters", None), getattr(_local, "options", None))
         _local.counters = self.counters
+        if self.options is not None:
+            _local.options = self.options
         return self.counters
 
     def __exit__(self, *exc):
-        _local.counters = self.previous
+        _local.counters, _local.options = self.previous
 
 
 def _no_pairs():
@@ -90,16 +127,65 @@ class Job:
         self._target = target
         self._class = target if inspect.isclass(target) else None
         probe = self._class or target
-        for method in ("map", "reduce"):
+        # REDUCE = None says the job is map-only; a missing reduce() is
+        # more likely a mistake than a wish.
+        self.map_only = getattr(probe, "REDUCE", False) is None
+        for method in ("map",) if self.map_only else ("map", "reduce"):
             if not callable(getattr(probe, method, None)):
-                raise JobError(f"job {name!r} has no {method}() function")
-        self.input_mode = getattr(probe, "INPUT", "lines")
-        if self.input_mode not in INPUT_MODES:
-            raise JobError(
-                f"job {name!r}: INPUT must be one of {', '.join(INPUT_MODES)},"
-                f" not {self.input_mode!r}"
-            )
+                hint = " (REDUCE = None makes a map-only job)" if method == "reduce" else ""
+                raise JobError(f"job {name!r} has no {method}() function{hint}")
+        self.input_mode = _choice(name, probe, "INPUT", "lines", INPUT_MODES)
+        self.output_format = _choice(name, probe, "OUTPUT", "tsv", OUTPUT_FORMATS)
+        self.csv_header = bool(getattr(probe, "CSV_HEADER", False))
+        self.sort_values = bool(getattr(probe, "SORT_VALUES", False))
+        self.total_order = bool(getattr(probe, "TOTAL_ORDER", False))
         self.has_combiner = callable(getattr(probe, "combine", None))
+        self.has_partition = callable(getattr(probe, "partition", None))
+        if self.total_order and self.has_partition:
+            raise JobError(f"job {name!r}: TOTAL_ORDER partitions by sampled key ranges; "
+                           f"it cannot have its own partition() too")
+        self._configure = getattr(probe, "configure", None)
+        if self._configure is not None and not callable(self._configure):
+            raise JobError(f"job {name!r}: configure must be a function of a parser")
+        self._parsed = {}
+
+    def parser(self):
+        """
+        The job's option parser (an C{argparse.ArgumentParser}), on which
+        its C{configure(parser)} declared them.
+        """
+        configure = self._configure
+        try:
+            if configure is not None and self._class is not None:
+                # A method, a classmethod or a staticmethod alike.
+                configure = getattr(self._class(), "configure")
+            return make_parser(self.name, inspect.getdoc(self._target), configure)
+        except Exception as e:
+            raise JobError(f"job {self.name!r}: its configure(parser) raised "
+                           f"{type(e).__name__}: {e}") from e
+
+    def help_text(self):
+        """
+        What C{txmr run JOB --help-job} prints.
+        """
+        return self.parser().format_help()
+
+    def parse_args(self, args):
+        """
+        The job's options parsed from the argument list C{args}.
+
+        @raise JobError: an option is wrong or unknown; the message names it.
+        """
+        args = tuple(args)
+        parsed = self._parsed.get(args)
+        if parsed is None:
+            try:
+                parsed = parse(self.parser(), args)
+            except JobOptionsError as e:
+                raise JobError(f"job {self.name!r}: {e}") from None
+            self._parsed[args] = parsed
+        # A task may change its own copy, not the next task's.
+        return argparse.Namespace(**vars(parsed))
 
     def source_digest(self):
         """
@@ -116,11 +202,17 @@ class Job:
         except (TypeError, OSError):
             return ""
 
-    def instance(self):
+    def instance(self, options=None):
         """
-        What a task calls: a new instance for a class job, else the module.
+        What a task calls: a new instance for a class job (whose C{options}
+        attribute is then C{options}, if given), else the module.
         """
-        return self._class() if self._class is not None else self._target
+        if self._class is None:
+            return self._target
+        instance = self._class()
+        if options is not None:
+            instance.options = options
+        return instance
 
     @staticmethod
     def hooks(instance, step):
@@ -131,6 +223,14 @@ class Job:
         init = getattr(instance, step + "_init", None) or _no_pairs
         final = getattr(instance, step + "_final", None) or _no_pairs
         return init, getattr(instance, step), final
+
+
+def _choice(name, probe, attribute, default, allowed):
+    value = getattr(probe, attribute, default)
+    if value not in allowed:
+        raise JobError(f"job {name!r}: {attribute} must be one of {', '.join(allowed)},"
+                       f" not {value!r}")
+    return value
 
 
 def load_job(name):

@@ -9,6 +9,7 @@ and gives them a fresh secret.
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -17,6 +18,9 @@ import urllib.request
 
 BIN = os.path.dirname(sys.executable)
 RESTARTS_PER_WORKER = 3
+# Set in the daemons' environment: a script run as a job file that calls
+# txmr.run unguarded fails there instead of starting clusters in a loop.
+DAEMON_VARIABLE = "TXMR_LOCAL_DAEMON"
 
 
 def twistd():
@@ -38,6 +42,10 @@ def driver_flags(a):
         flags.append("--skip-bad-records")
     if a.fresh:
         flags.append("--fresh")
+    if getattr(a, "job_args", None):
+        # One argument with "=": a job option that starts with "-" is never
+        # taken for one of the driver's.
+        flags.append("--job-args=" + shlex.join(a.job_args))
     return flags
 
 
@@ -54,20 +62,25 @@ class LocalCluster:
     the terminal reaches us alone and we stop them in order.
     """
 
-    def __init__(self, a, work):
+    def __init__(self, a, work, announce=True, path=()):
         self.a = a
         self.work = work
+        # Whether to print the status page's URL.
+        self.announce = announce
+        # Directories the daemons import from, before the current one.
+        self.path = list(path)
         self.processes = []
 
     def spawn(self, name, args):
         # The daemons run in the work directory: a job module in the user's
         # directory is found through PYTHONPATH, as `python -m` finds it.
-        path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+        path = os.pathsep.join(p for p in (*self.path, os.getcwd(), os.environ.get("PYTHONPATH"))
+                               if p)
         with open(os.path.join(self.work, name + ".log"), "wb") as log:
             process = subprocess.Popen(
                 twistd() + ["--pidfile=", "-n"] + args, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.work,
-                env=dict(os.environ, PYTHONPATH=path))
+                env=dict(os.environ, PYTHONPATH=path, **{DAEMON_VARIABLE: "1"}))
         self.processes.append(process)
         return process
 
@@ -96,8 +109,9 @@ class LocalCluster:
         self.listen = f"tcp:{port}:interface=127.0.0.1"
         self.driver_restarts = 0
         self.url = f"http://127.0.0.1:{port}"
-        print(f"txmr: status page at {self.url}/?token={self.secret}", file=sys.stderr,
-              flush=True)
+        if self.announce:
+            print(f"txmr: status page at {self.url}/?token={self.secret}", file=sys.stderr,
+                  flush=True)
         self.workers = [self.start_worker(i) for i in range(a.workers)]
         self.restarts = 0
 
@@ -170,6 +184,31 @@ class LocalCluster:
             lines = [line for line in f.read().splitlines() if line.startswith("txmr")]
         lines = [line.replace("txmr-driver: error: ", "txmr: ", 1) for line in lines]
         return "\n".join(lines) or "txmr: the driver did not start"
+
+    def follow(self, on_state=None, interval=0.2):
+        """
+        Wait for the job's end, restarting a driver that dies and replacing
+        dead workers; call C{on_state} with the driver's C{/api/job} data
+        as it goes.
+
+        @return: C{(exit code, summary)}; the summary is the driver's final
+            state, or C{{}} when every worker died (exit code 1, C{"every
+            worker died"} in C{failure}).
+        """
+        while self.driver.poll() is None or self.restart_dead_driver():
+            self.replace_dead_workers()
+            if self.all_workers_dead():
+                return 1, {"failure": f"every worker died, {self.restarts} restarted; "
+                                      f"giving up (logs in {self.work})"}
+            state = self.state()
+            if state is not None and on_state is not None:
+                on_state(state)
+            time.sleep(interval)
+        summary = {}
+        if os.path.exists(self.summary_file):
+            with open(self.summary_file) as f:
+                summary = json.load(f)
+        return self.driver.returncode, summary
 
     def state(self):
         request = urllib.request.Request(self.url + "/api/job",

@@ -10,14 +10,17 @@ data path need; nothing here knows of the network.
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from txmr.core.scheduler import Scheduler
 from txmr.core.spec import DEFAULT_MEMORY, TaskSpec
 from txmr.core.states import Kind
 from txmr.data.inputs import list_inputs, plan_splits, stamp
+from txmr.data.knobs import DEFAULT_KNOBS
 from txmr.data.layout import DirectoryInUse, Layout, lock_directory, remove_job_files
+from txmr.data.sampling import sample_bounds
 from txmr.job import DEFAULT_JOB, JobError, load_job
+from txmr.job_options import plain_values
 
 
 class ConfigError(Exception):
@@ -44,6 +47,7 @@ class JobConfig:
     speculate_after: float = 10.0
     skip_bad_records: bool = False
     memory: int = DEFAULT_MEMORY
+    job_args: list = field(default_factory=list)
 
 
 @dataclass
@@ -58,18 +62,15 @@ class Plan:
     layout: Layout
     stamps: dict
     locks: list
+    options: dict = field(default_factory=dict)
+    bounds: list = field(default_factory=list)
 
     def release(self):
         """
         Let another run use the directories, and leave no lock file behind
         (a process that dies releases its locks too, but leaves the file).
         """
-        for lock in self.locks:
-            try:
-                os.unlink(lock.name)
-            except OSError:
-                pass
-            lock.close()
+        release_locks(self.locks)
         self.locks = []
 
     def spec(self, attempt):
@@ -77,15 +78,29 @@ class Plan:
         What a worker needs to run an attempt.
         """
         task, config = attempt.task, self.config
+        n_reduce = len(self.scheduler.reduces)
         common = dict(kind=task.kind, index=task.index, attempt=attempt.id, job=self.job.name,
                       intermediate=config.intermediate, n_map=len(self.scheduler.maps),
-                      n_reduce=len(self.scheduler.reduces))
+                      n_reduce=n_reduce, args=list(config.job_args), options=self.options)
         if task.kind is Kind.MAP:
             stamps = {name: self.stamps[name] for name, _, _ in task.inputs}
             return TaskSpec(input=config.input, splits=task.inputs, skip=list(task.skip),
-                            stamps=stamps, **common)
+                            stamps=stamps, output=None if n_reduce else config.output,
+                            bounds=self.bounds, **common)
         return TaskSpec(output=config.output, memory=config.memory,
                         seed_buckets=self.scheduler.maps_in_seed_format(), **common)
+
+
+def release_locks(locks):
+    """
+    Close the locks of a run's directories, and remove their files.
+    """
+    for lock in locks:
+        try:
+            os.unlink(lock.name)
+        except OSError:
+            pass
+        lock.close()
 
 
 def input_error(path):
@@ -97,16 +112,18 @@ def input_error(path):
     return f"input directory {path!r} does not exist"
 
 
-def plan_job(config, clear=True):
+def plan_job(config, clear=True, job=None):
     """
-    Check the configuration, load the job, create and lock the directories,
+    Check the configuration, load the job (unless given: a L{txmr.job.Job}
+    already loaded), parse its options, create and lock the directories,
     clear files of an earlier run (unless not C{clear}: the driver decides
     from its journal), and deal the input to the map tasks.
 
     @raise ConfigError: with the one line to show the user.
     """
-    if config.mappers < 1 or config.reducers < 1:
-        raise ConfigError("--mappers and --reducers must be at least 1")
+    if config.mappers < 1 or config.reducers < 0:
+        raise ConfigError("--mappers must be at least 1, and --reducers at least 0 "
+                          "(0: a map-only job)")
     if config.max_attempts < 1:
         raise ConfigError("--max-attempts must be at least 1")
     if not config.input:
@@ -114,9 +131,15 @@ def plan_job(config, clear=True):
     if not os.path.isdir(config.input):
         raise ConfigError(input_error(config.input))
     try:
-        job = load_job(config.job)
+        job = job or load_job(config.job)
+        # Parsed once here, before any task runs: a wrong option fails the
+        # job now, named; every task parses the same list to these values.
+        parsed = job.parse_args(config.job_args)
     except JobError as e:
         raise ConfigError(str(e)) from e
+    config.job_args = list(config.job_args)
+    if job.map_only:
+        config.reducers = 0
     for name in ("intermediate", "output"):
         path = getattr(config, name)
         if not path:
@@ -137,13 +160,22 @@ def plan_job(config, clear=True):
               for name, _ in list_inputs(config.input)}
     files = [(name, st[0]) for name, st in stamps.items()]
     splits = plan_splits(files, config.mappers, job.input_mode)
+    bounds = []
+    if job.total_order and config.reducers > 1:
+        try:
+            bounds = sample_bounds(job, parsed, config.input, splits, config.reducers,
+                                   DEFAULT_KNOBS)
+        except Exception as e:
+            release_locks(locks)
+            raise ConfigError(f"cannot sample the keys for TOTAL_ORDER: "
+                              f"{type(e).__name__}: {e}") from e
     scheduler = Scheduler(
         splits, config.reducers, max_attempts=config.max_attempts,
         task_timeout=config.task_timeout, speculation=config.speculation,
         speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records,
-        seed_workers=job.name == DEFAULT_JOB)
+        seed_workers=job.name == DEFAULT_JOB and config.reducers > 0)
     layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
-    return Plan(config, job, scheduler, layout, stamps, locks)
+    return Plan(config, job, scheduler, layout, stamps, locks, plain_values(parsed), bounds)
 
 
 def lock_directories(config):

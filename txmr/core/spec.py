@@ -32,6 +32,15 @@ class TaskSpec:
     @ivar seed_buckets: every map's output was written by a seed worker: a
         reduce reads C{mr-M-R} as the seed bucketed it (first letter), not
         by CRC-32.
+    @ivar args: the job's own arguments, as given to the driver: every
+        task parses them (L{txmr.job_options}); they are bounded in size.
+    @ivar options: the driver's parsed values of the job's plain options,
+        which every task's parse must match.
+    @ivar bounds: a map task of a C{TOTAL_ORDER} job: the sampled keys that
+        bound each reduce task's range (L{txmr.data.sampling}).
+
+    A map task of a map-only job (C{n_reduce} 0) writes C{out-M} in
+    C{output}.
     """
 
     kind: Kind
@@ -48,14 +57,18 @@ class TaskSpec:
     output: str | None = None
     memory: int = DEFAULT_MEMORY
     seed_buckets: bool = False
+    args: list = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+    bounds: list = field(default_factory=list)
 
     def to_json(self):
         common = {"kind": str(self.kind), "index": self.index, "attempt": self.attempt,
                   "job": self.job, "intermediate": self.intermediate,
-                  "n_map": self.n_map, "n_reduce": self.n_reduce}
+                  "n_map": self.n_map, "n_reduce": self.n_reduce, "args": self.args,
+                  "options": self.options}
         if self.kind is Kind.MAP:
             return dict(common, input=self.input, splits=self.splits, skip=self.skip,
-                        stamps=self.stamps)
+                        stamps=self.stamps, output=self.output, bounds=self.bounds)
         return dict(common, output=self.output, memory=self.memory,
                     seed_buckets=self.seed_buckets)
 
@@ -68,10 +81,14 @@ class TaskSpec:
             kind = Kind(data["kind"])
             common = dict(kind=kind, index=int(data["index"]), attempt=int(data["attempt"]),
                           job=str(data["job"]), intermediate=str(data["intermediate"]),
-                          n_map=int(data["n_map"]), n_reduce=int(data["n_reduce"]))
+                          n_map=int(data["n_map"]), n_reduce=int(data["n_reduce"]),
+                          args=[str(a) for a in data["args"]], options=dict(data["options"]))
             if kind is Kind.MAP:
+                output = data["output"]
                 return cls(input=str(data["input"]), splits=list(data["splits"]),
-                           skip=list(data["skip"]), stamps=dict(data["stamps"]), **common)
+                           skip=list(data["skip"]), stamps=dict(data["stamps"]),
+                           output=None if output is None else str(output),
+                           bounds=list(data["bounds"]), **common)
             return cls(output=str(data["output"]), memory=int(data["memory"]),
                        seed_buckets=bool(data["seed_buckets"]), **common)
         except (KeyError, TypeError, ValueError) as e:

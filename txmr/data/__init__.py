@@ -9,10 +9,13 @@ The modules, in the order a task's data flows:
 
   - L{inputs}: the input files, cut into byte-range splits on line
     boundaries, read by a map task in large blocks;
+  - L{records}: a map task's input records, by the job's C{INPUT} mode;
   - L{keys}: a key's bytes, its partition, its order, its output text;
+  - L{sampling}: the key ranges of a C{TOTAL_ORDER} job;
   - L{mapper}: a map attempt, and its partitioned, combined output;
   - L{chunks}: the format of map output and of spilled runs;
   - L{reducer}: a reduce attempt, grouping within a memory budget;
+  - L{output}: the output formats (TSV, JSON lines);
   - L{layout}: the names of the files, and their commit by renaming;
   - L{run}: one attempt, map or reduce, start to end.
 

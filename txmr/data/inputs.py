@@ -8,6 +8,10 @@ The driver cuts the input into byte-range I{splits} on line boundaries
 
 import os
 
+# The input modes read line by line, whose files may be cut anywhere
+# between lines; the others read whole files.
+LINE_MODES = ("lines", "jsonl")
+
 
 class InputChanged(Exception):
     """
@@ -66,16 +70,17 @@ def plan_splits(files, n_map, mode="lines"):
     Deal the input to C{n_map} map tasks, balanced by bytes.
 
     Whole files are dealt, the largest first, each to the lightest task, in
-    C{file} mode, and in C{lines} mode when no file is larger than a task's
+    the whole-file modes (C{file}, C{bytes}, C{csv}), and in the
+    L{LINE_MODES} when no file is larger than a task's
     share of the bytes (as the seed dealt a directory of files: its workers
     read whole files, so such tasks are theirs to run too).  Otherwise, in
-    C{lines} mode, files are cut into byte ranges C{[name, start, end]} (a
+    a line mode, files are cut into byte ranges C{[name, start, end]} (a
     reader owns the lines that start in its range), so one large file
     feeds every task and small files are packed together.
     """
     tasks = [[] for _ in range(n_map)]
     total = sum(size for _, size in files)
-    if mode != "lines" or all(size * n_map <= total for _, size in files):
+    if mode not in LINE_MODES or all(size * n_map <= total for _, size in files):
         loads = [0] * n_map
         for name, size in sorted(files, key=lambda f: (-f[1], f[0])):
             i = loads.index(min(loads))

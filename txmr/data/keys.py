@@ -2,7 +2,8 @@
 Keys: their bytes, their partition, their order, and their output text.
 
 Map output is partitioned by a stable hash of the key's bytes
-(L{partition}), and a reduce task's output is sorted by key (L{sort_key}).
+(L{partition}, unless the job has its own), and a reduce task's output is
+sorted by key (L{sort_key}).
 Keys are JSON values; a list becomes a tuple (L{hashable}) to be grouped.
 """
 
@@ -33,16 +34,33 @@ def partition(key, n):
 
 def sort_key(key):
     """
-    A total order over JSON keys: null, then numbers, then strings, then the
-    rest by their JSON text.
+    A total order over JSON values: null, then booleans and numbers, then
+    strings, then lists (and tuples) element by element, then objects by
+    their JSON text.  So a composite key C{[user, time]} sorts by user,
+    then by time as a number.
     """
     if type(key) is str:
-        return (2, key, "")
+        return (2, key)
     if key is None:
-        return (0, 0, "")
+        return (0, 0)
     if isinstance(key, (int, float)):
-        return (1, key, "")
-    return (3, 0, _compact(key))
+        return (1, key)
+    if isinstance(key, (list, tuple)):
+        return (3, tuple(map(sort_key, key)))
+    return (4, _compact(key))
+
+
+def sort_values(values):
+    """
+    Sort a reduce call's C{values} in place, in L{sort_key} order (for
+    C{SORT_VALUES}); plain order when they are all strings or all numbers.
+    """
+    kinds = set(map(type, values))
+    if kinds <= {str} or kinds <= {int, float}:
+        values.sort()
+    else:
+        values.sort(key=sort_key)
+    return values
 
 
 def sorted_keys(keys):
@@ -75,6 +93,19 @@ def hashable(key):
     if type(key) is list:
         return tuple(hashable(k) for k in key)
     return key
+
+
+def job_partition(function, key, n):
+    """
+    The reduce task of C{key} by the job's own C{partition(key, n)}.
+
+    @raise ValueError: it did not answer an int in C{[0, n)}, naming the key.
+    """
+    i = function(key, n)
+    if type(i) is not int or not 0 <= i < n:
+        raise ValueError(f"the job's partition({key!r}, {n}) returned {i!r}: "
+                         f"it must return an int from 0 to {n - 1}")
+    return i
 
 
 def format_field(value):

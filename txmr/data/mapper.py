@@ -3,21 +3,26 @@ A map attempt: its input records through the job's map, into partitioned
 output.
 
 Map output is partitioned by a stable hash of the key's bytes
-(L{txmr.data.keys.partition}), passed through the job's combiner in memory,
-and written per partition as chunks (L{txmr.data.chunks}) of at most
-C{chunk_records} pairs.  At most C{buffer_records} records are held before
+(L{txmr.data.keys.partition}) or by the job's own C{partition}, passed
+through the job's combiner in memory, and written per partition as chunks
+(L{txmr.data.chunks}) of at most C{chunk_records} pairs.  Its input
+records are read by L{txmr.data.records}.  At most C{buffer_records} records are held before
 they are written.  The sizes are the attempt's L{txmr.data.knobs.Knobs}.
+A map-only job's map task writes its pairs in order to its output file
+instead (L{MapOnlyOutput}).
 """
 
 import os
 import zlib
 
 from txmr.core.counters import add
-from txmr.data.attempt import RecordError, check_cancelled
 from txmr.data.chunks import open_chunks, write_columns
-from txmr.data.inputs import check_unchanged, decode, read_blocks
-from txmr.data.keys import hashable, partition
+from txmr.data.inputs import check_unchanged
+from txmr.data.keys import hashable, job_partition, partition
 from txmr.data.layout import Layout
+from txmr.data.output import OutputFile, PairBuffer
+from txmr.data.records import Tally, json_lines, read_file, read_lines
+from txmr.data.sampling import RangePartition
 from txmr.job import WHOLE_FILE_MODES, Job, counting
 
 
@@ -31,8 +36,10 @@ class MapOutput:
     time.
     """
 
-    def __init__(self, paths, instance, combiner, counters, knobs):
+    def __init__(self, paths, instance, combiner, counters, knobs, partition=None):
         self.paths = paths
+        # The job's own partition(key, n), or None for CRC-32.
+        self.partition = partition
         self.files = [None] * len(paths)
         self.instance = instance
         self.combiner = combiner
@@ -50,7 +57,10 @@ class MapOutput:
         self.records = 0
 
     def _place(self, key, value):
-        i = partition(key, len(self.paths))
+        if self.partition is None:
+            i = partition(key, len(self.paths))
+        else:
+            i = job_partition(self.partition, key, len(self.paths))
         self.keys[i].append(key)
         self.values[i].append(value)
 
@@ -75,7 +85,7 @@ class MapOutput:
         if pairs is None:
             return
         add = self.add
-        if self.combiner:
+        if self.combiner or self.partition is not None:
             for key, value in pairs:
                 add(key, value)
             return
@@ -150,20 +160,52 @@ class MapOutput:
         add(self.counters, "map_output_records", self.records)
 
 
-def run_map(job, spec, knobs, cancel=None):
+class MapOnlyOutput:
+    """
+    The output of a map task of a map-only job: its pairs, in the order
+    its map produced them, into its own output file (no partitions, no
+    combiner).
+    """
+
+    def __init__(self, path, format, counters):
+        self.file = OutputFile(path, format)
+        self.buffer = PairBuffer(self.file)
+        self.counters = counters
+        self.extend = self.buffer.extend
+
+    def close(self):
+        self.buffer.flush()
+        self.file.close()
+        add(self.counters, "map_output_records", self.file.written)
+
+
+def run_map(job, spec, knobs, cancel=None, options=None):
     """
     Run one map attempt described by C{spec}, a L{txmr.core.spec.TaskSpec};
     return its counters.
+
+    @param options: the job's parsed options.
     """
     counters = {}
-    instance = job.instance()
+    instance = job.instance(options)
     init, function, final = Job.hooks(instance, "map")
     files = Layout.of(spec).files(spec.kind, spec.index, spec.attempt)
-    paths = [temporary for temporary, _ in files]
-    out = MapOutput(paths, instance, job.has_combiner, counters, knobs)
+    if spec.n_reduce == 0:
+        ((path, _),) = files
+        out = MapOnlyOutput(path, job.output_format, counters)
+    else:
+        partition = None
+        if job.total_order:
+            partition = RangePartition(spec.bounds)
+        elif job.has_partition:
+            partition = instance.partition
+        out = MapOutput([temporary for temporary, _ in files], instance, job.has_combiner,
+                        counters, knobs, partition=partition)
+    if job.input_mode == "jsonl":
+        function = json_lines(function)
     skip = {tuple(r) for r in spec.skip}
-    records = size = skipped = 0
-    with counting(counters):
+    tally = Tally()
+    with counting(counters, options):
         out.extend(init())
         for name, start, end in spec.splits:
             path = os.path.join(spec.input, name)
@@ -171,47 +213,14 @@ def run_map(job, spec, knobs, cancel=None):
             # fails the job, naming it, rather than give a mixed answer.
             check_unchanged(name, path, spec.stamps.get(name))
             if job.input_mode in WHOLE_FILE_MODES:
-                check_cancelled(cancel)
-                if (name,) in skip:
-                    skipped += 1
-                    continue
-                with open(path, "rb") as f:
-                    data = f.read()
-                records += 1
-                size += len(data)
-                check_unchanged(name, path, spec.stamps.get(name))
-                try:
-                    pairs = function(name, data if job.input_mode == "bytes" else decode(data))
-                    out.extend(pairs)
-                except Exception as e:
-                    raise RecordError([name], e) from e
-                continue
-            for offset, data in read_blocks(path, start, end, knobs.block_bytes):
-                check_cancelled(cancel)
-                size += len(data)
-                lines = decode(data).split("\n")
-                if lines[-1] == "":
-                    lines.pop()
-                records += len(lines)
-                if skip:
-                    keep = [(i, line) for i, line in enumerate(lines)
-                            if (name, offset, i) not in skip]
-                    skipped += len(lines) - len(keep)
-                else:
-                    keep = enumerate(lines)
-                i = -1
-                try:
-                    for i, line in keep:
-                        pairs = function(name, line)
-                        if pairs is not None:
-                            out.extend(pairs)
-                except Exception as e:
-                    raise RecordError([name, offset, i], e) from e
+                read_file(job, function, name, path, out, skip, tally, cancel)
+            else:
+                read_lines(function, name, path, start, end, out, skip, tally, knobs, cancel)
             check_unchanged(name, path, spec.stamps.get(name))
         out.extend(final())
         out.close()
-    add(counters, "map_input_records", records)
-    add(counters, "map_input_bytes", size)
-    if skipped:
-        add(counters, "skipped_records", skipped)
+    add(counters, "map_input_records", tally.records)
+    add(counters, "map_input_bytes", tally.size)
+    if tally.skipped:
+        add(counters, "skipped_records", tally.skipped)
     return counters

@@ -1,11 +1,14 @@
 """
 A reduce attempt: its partition of every map task's output, grouped by key,
-through the job's reduce, into one sorted output file.
+through the job's reduce, into one output file sorted by key (in the job's
+output format, L{txmr.data.output}).
 
 A reduce task groups its partition in a hash table while its estimated
 size stays under C{memory} bytes; past that it spills sorted runs to disk
 and k-way merges them, so its memory never grows with the input.  Output
-is sorted by key.  The sizes are the attempt's L{txmr.data.knobs.Knobs}.
+is sorted by key; with C{SORT_VALUES}, each key's values are sorted too
+(L{txmr.data.keys.sort_values}).  The sizes are the attempt's
+L{txmr.data.knobs.Knobs}.
 """
 
 import heapq
@@ -16,8 +19,9 @@ from txmr.core.spec import DEFAULT_MEMORY
 from txmr.core.counters import add
 from txmr.data.attempt import check_cancelled
 from txmr.data.chunks import is_seed_output, open_chunks, read_chunks, write_chunk
-from txmr.data.keys import format_field, partition, sort_key, sorted_items
+from txmr.data.keys import partition, sort_key, sort_values, sorted_items
 from txmr.data.layout import Layout
+from txmr.data.output import OutputFile, PairBuffer
 from txmr.job import Job, counting
 
 
@@ -157,10 +161,12 @@ def map_output_of(layout, m, index, knobs):
                 yield size, (keys, values)
 
 
-def run_reduce(job, spec, knobs, cancel=None):
+def run_reduce(job, spec, knobs, cancel=None, options=None):
     """
     Run one reduce attempt described by C{spec}, a
     L{txmr.core.spec.TaskSpec}; return its counters.
+
+    @param options: the job's parsed options.
     """
     counters = {}
     layout = Layout.of(spec)
@@ -168,8 +174,8 @@ def run_reduce(job, spec, knobs, cancel=None):
     index = spec.index
     spill_prefix = os.path.join(spec.intermediate, os.path.basename(temporary))
     grouper = Grouper(spill_prefix, spec.memory or DEFAULT_MEMORY, counters, knobs)
-    records = groups = written = 0
-    instance = job.instance()
+    records = groups = 0
+    instance = job.instance(options)
     init, function, final = Job.hooks(instance, "reduce")
     try:
         for m in range(spec.n_map):
@@ -179,34 +185,25 @@ def run_reduce(job, spec, knobs, cancel=None):
                 check_cancelled(cancel)
                 records += len(keys)
                 grouper.add_chunk(size, keys, values)
-        with counting(counters), open(temporary, "w", encoding="utf-8",
-                                      errors="surrogateescape") as out:
-            lines = []
-            write = lines.append
-            fmt = format_field
-
-            def emit(pairs):
-                for key, value in pairs or ():
-                    write(f"{fmt(key)}\t{fmt(value)}\n")
-
+        with counting(counters, options), OutputFile(temporary, job.output_format) as out:
+            buffer = PairBuffer(out)
+            emit = buffer.extend
             emit(init())
             sorted_groups = grouper.sorted_groups()
             while batch := list(islice(sorted_groups, 20_000)):
                 check_cancelled(cancel)
-                for key, values in batch:
-                    emit(function(key, values))
+                if job.sort_values:
+                    for key, values in batch:
+                        emit(function(key, sort_values(values)))
+                else:
+                    for key, values in batch:
+                        emit(function(key, values))
                 groups += len(batch)
-                written += len(lines)
-                out.writelines(lines)
-                lines.clear()
             emit(final())
-            written += len(lines)
-            out.writelines(lines)
-            out.flush()
-            os.fsync(out.fileno())
+            buffer.flush()
     finally:
         grouper.remove_runs()
     add(counters, "reduce_input_records", records)
     add(counters, "reduce_input_groups", groups)
-    add(counters, "reduce_output_records", written)
+    add(counters, "reduce_output_records", out.written)
     return counters

@@ -2,9 +2,10 @@
 One attempt, map or reduce, from start to end: what a worker thread (or
 the inline runner) calls.
 
-It runs the attempt with the cyclic collector held back, and on any
-exception, cancellation included, removes the attempt's files before
-re-raising, so a failed attempt leaves nothing behind.
+It parses the job's options from the spec, runs the attempt with the
+cyclic collector held back, and on any exception, cancellation included,
+removes the attempt's files before re-raising, so a failed attempt leaves
+nothing behind.
 """
 
 import contextlib
@@ -15,6 +16,8 @@ from txmr.data.knobs import DEFAULT_KNOBS
 from txmr.data.layout import Layout
 from txmr.data.mapper import run_map
 from txmr.data.reducer import run_reduce
+from txmr.job import JobError
+from txmr.job_options import JobOptionsError, check_same
 
 
 @contextlib.contextmanager
@@ -34,6 +37,21 @@ def fewer_collections(threshold):
         gc.set_threshold(*previous)
 
 
+def task_options(job, spec):
+    """
+    The job's options for this attempt: parsed from the spec's argument
+    list, as the driver parsed them.
+
+    @raise JobError: they do not parse, or not to the driver's values.
+    """
+    options = job.parse_args(spec.args)
+    try:
+        check_same(options, spec.options)
+    except JobOptionsError as e:
+        raise JobError(f"job {job.name!r}: {e}") from None
+    return options
+
+
 def run_task(job, spec, cancel=None, knobs=DEFAULT_KNOBS):
     """
     Run the attempt C{spec} (a L{txmr.core.spec.TaskSpec}) describes, map or
@@ -45,8 +63,9 @@ def run_task(job, spec, cancel=None, knobs=DEFAULT_KNOBS):
     """
     runner = run_map if spec.kind == Kind.MAP else run_reduce
     try:
+        options = task_options(job, spec)
         with fewer_collections(knobs.gc_threshold):
-            return runner(job, spec, knobs, cancel)
+            return runner(job, spec, knobs, cancel, options)
     except BaseException:
         Layout.of(spec).discard(spec.kind, spec.index, spec.attempt)
         raise

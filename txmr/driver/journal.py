@@ -44,6 +44,7 @@ def identity(config, job, stamps, splits):
         "mappers": config.mappers,
         "reducers": config.reducers,
         "skip_bad_records": config.skip_bad_records,
+        "job_args": list(config.job_args),
     }
 
 

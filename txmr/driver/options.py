@@ -4,6 +4,7 @@ C{twistd txmr-driver}: its command line, and the service it makes.
 The seed's flags (C{--i_path}, C{-ip}, ...) are accepted as aliases.
 """
 
+import shlex
 import sys
 
 from twisted.python import usage
@@ -13,6 +14,7 @@ from txmr.daemon import exit_process, positive_float, read_secret
 from txmr.driver.config import DriverConfig
 from txmr.job import DEFAULT_JOB
 from txmr.plan import ConfigError
+from txmr.tls import TLSConfigError, check_server, scheme
 
 _SEED_ALIASES = {
     "-ip": "--input", "--i_path": "--input", "--i-path": "--input",
@@ -50,8 +52,11 @@ class DriverOptions(usage.Options):
         ["reducers", "r", 2, "Number of reduce tasks.", int],
         ["port", "p", 5000, "Listen on this TCP port of 127.0.0.1.", int],
         ["listen", None, None, "Listen on this Twisted server endpoint instead "
-                               "(e.g. tcp:5000, ssl:..., unix:/path)."],
+                               "(e.g. tcp:5000, ssl:5000:privateKey=KEY:certKey=CERT for TLS, "
+                               "unix:/path)."],
         ["job", "j", DEFAULT_JOB, "The job: a module, module:attribute, or a .py file."],
+        ["job-args", None, "", "The job's own options, as one shell-quoted string "
+                               "(e.g. '--min-count 3')."],
         ["heartbeat", None, 1.0, "Seconds between pings of each worker.", positive_float],
         ["heartbeat-timeout", None, 5.0, "Seconds of silence after which a worker is lost.",
          positive_float],
@@ -86,6 +91,10 @@ class DriverOptions(usage.Options):
             options = sys.argv[1:]
         return super().parseOptions(_seed_aliases(options))
 
+    def postOptions(self):
+        # Unbalanced quotes are a usage error, shown as twistd shows one.
+        job_args(self["job-args"])
+
     def config(self):
         listen = self["listen"] or f"tcp:{self['port']}:interface=127.0.0.1"
         return DriverConfig(
@@ -96,6 +105,7 @@ class DriverOptions(usage.Options):
             reducers=self["reducers"],
             listen=listen,
             job=self["job"],
+            job_args=job_args(self["job-args"]),
             heartbeat=self["heartbeat"],
             heartbeat_timeout=self["heartbeat-timeout"],
             max_attempts=self["max-attempts"],
@@ -115,14 +125,32 @@ class DriverOptions(usage.Options):
         )
 
 
+def job_args(text):
+    """
+    The job's argument list from C{--job-args}, split as a shell would.
+    """
+    try:
+        return shlex.split(text or "")
+    except ValueError as e:
+        raise usage.UsageError(f"--job-args {text!r}: {e}") from None
+
+
 def make_driver_service(options):
     from twisted.internet import reactor
 
     from txmr.driver.service import makeService
 
+    config = options.config()
+    for flag, description in (("--listen", config.listen), ("--http", config.http)):
+        if description and scheme(description) == "ssl":
+            try:
+                check_server(reactor, description)
+            except TLSConfigError as e:
+                print(f"txmr-driver: error: {flag} {e}", file=sys.stderr)
+                raise SystemExit(2)
     try:
         return makeService(
-            options.config(), reactor,
+            config, reactor,
             on_exit=lambda code, message: exit_process(reactor, code, message),
         )
     except ConfigError as e:

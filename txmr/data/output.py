@@ -1,0 +1,147 @@
+"""
+The output formats: how a task's pairs become the lines of C{out-N}, and
+how they are read back.
+
+  - C{tsv} (the default): C{key<TAB>value}, a string as it is and anything
+    else as compact JSON.  It is text for people and for C{sort}, C{cut}
+    and C{awk}, not an exact encoding: the key C{7} and the key C{"7"} print
+    the same line.  A key holding a tab, or a key or value holding a line
+    break (LF or CR), would break the line format: the task fails, naming
+    it.  A tab inside a value is kept (a reader splits at the first tab).
+  - C{jsonl}: one JSON C{[key, value]} per line, valid UTF-8 (a string's
+    undecodable bytes, kept as lone surrogates, are written as C{\\udcXX}
+    escapes): every key and value reads back exactly.
+"""
+
+import json
+import os
+
+from txmr.data.keys import format_field
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+class OutputError(ValueError):
+    """
+    A pair the output format cannot hold; the message names it.
+    """
+
+
+def _tsv_lines(pairs):
+    fmt = format_field
+    lines = [f"{fmt(k)}\t{fmt(v)}\n" for k, v in pairs]
+    # One scan of the batch in the common case; pair by pair only to name
+    # the culprit, or when values hold tabs.
+    text = "".join(lines)
+    n = len(lines)
+    if text.count("\n") != n or text.count("\t") != n or "\r" in text:
+        for key, value in pairs:
+            _check_tsv(key, value)
+    return text
+
+
+def _check_tsv(key, value):
+    text = format_field(key)
+    for bad, what in (("\t", "a tab"), ("\n", "a line break"), ("\r", "a carriage return")):
+        if bad in text:
+            raise OutputError(f"the key {key!r} holds {what}, which the TSV output cannot "
+                              f"hold: OUTPUT = \"jsonl\" writes any key exactly")
+        if bad != "\t" and bad in format_field(value):
+            raise OutputError(f"the value {_short(value)} of the key {key!r} holds {what}, "
+                              f"which the TSV output cannot hold: OUTPUT = \"jsonl\" writes "
+                              f"any value exactly")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _jsonl_lines(pairs):
+    dumps = _dumps
+    return "".join([f"[{dumps(k)},{dumps(v)}]\n" for k, v in pairs])
+
+
+_FORMATTERS = {"tsv": _tsv_lines, "jsonl": _jsonl_lines}
+
+
+class OutputFile:
+    """
+    One output file, written in batches of C{(key, value)} pairs.
+
+    @ivar written: the pairs written so far.
+    """
+
+    def __init__(self, path, format="tsv"):
+        self.lines = _FORMATTERS[format]
+        # surrogateescape gives back the input's undecodable bytes in TSV;
+        # in JSON lines, backslashreplace writes them as \\udcXX escapes,
+        # which JSON reads back as the same string.
+        errors = "surrogateescape" if format == "tsv" else "backslashreplace"
+        self.file = open(path, "w", encoding="utf-8", errors=errors)
+        self.written = 0
+
+    def write(self, pairs):
+        if pairs:
+            self.file.write(self.lines(pairs))
+            self.written += len(pairs)
+
+    def close(self):
+        """
+        Close the file, its data on disk: the driver renames it into place.
+        """
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        finally:
+            self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *rest):
+        if kind is None:
+            self.close()
+        else:
+            self.file.close()
+
+
+class PairBuffer:
+    """
+    Pairs bound for an L{OutputFile}, written a batch at a time.  A
+    call's pairs are taken whole, at C speed (C{list.extend}), so a batch
+    may exceed C{batch} by one call's output: what the old line buffer
+    held too.
+    """
+
+    def __init__(self, out, batch=20_000):
+        self.out = out
+        self.batch = batch
+        self.pairs = []
+
+    def extend(self, pairs):
+        if pairs is None:
+            return
+        buffered = self.pairs
+        buffered.extend(pairs)
+        if len(buffered) >= self.batch:
+            self.flush()
+
+    def flush(self):
+        self.out.write(self.pairs)
+        self.pairs = []
+
+
+def read_pairs(path, format="tsv"):
+    """
+    Yield the C{(key, value)} pairs of an output file: exact values from
+    JSON lines, the two text fields of each line from TSV.
+    """
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            if format == "jsonl":
+                key, value = json.loads(line)
+                yield key, value
+            else:
+                key, _, value = line.rstrip("\n").partition("\t")
+                yield key, value
