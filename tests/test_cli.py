@@ -129,6 +129,27 @@ class RunTests(unittest.TestCase):
         self.assertLessEqual(len([n for n in os.listdir(self.base) if n.startswith("map-run")]),
                              5, "finished maps do not run again")
 
+    def test_the_same_command_again_on_a_complete_job_exits_at_once(self):
+        """
+        The journal of a finished job says it is complete: the same command
+        again runs nothing and exits 0 with the same output (the driver
+        ends its job before its reactor runs; it once waited for ever).
+        """
+        corpus = os.path.join(self.base, "in")
+        write_corpus(corpus)
+        out, mid = os.path.join(self.base, "out"), os.path.join(self.base, "mid")
+        command = ("run", os.path.join(JOBS, "marked.py"), "-i", corpus, "-o", out,
+                   "--intermediate", mid, "-w", "1", "-m", "3", "-r", "2")
+        first = self.txmr(*command)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        ran = sorted(n for n in os.listdir(self.base) if n.startswith(("map-run", "reduce-run")))
+        again = self.txmr(*command, timeout=60)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(read_output(out, 2), counted(corpus))
+        self.assertEqual(
+            sorted(n for n in os.listdir(self.base) if n.startswith(("map-run", "reduce-run"))),
+            ran, "nothing ran again")
+
     def test_always_failing_jobs_fail_with_any_number_of_workers(self):
         """
         With fewer workers than --max-attempts (4), a task that fails on

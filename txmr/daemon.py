@@ -44,6 +44,11 @@ def exit_process(reactor, code, message, now=False):
         os._exit(code)
     if reactor.running:
         reactor.callLater(0, reactor.stop)
+    else:
+        # twistd starts the services before the reactor runs: a job that
+        # is over at once (its journal says it is complete) stops it as
+        # soon as it runs.
+        reactor.callWhenRunning(reactor.callLater, 0, reactor.stop)
 
 
 def read_secret(path):
