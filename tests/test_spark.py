@@ -1,0 +1,513 @@
+"""
+txmr run --engine spark: the same job on PySpark (a local[2] master), whose
+output directory must be byte for byte that of txmr's engine, with the same
+counters.
+
+Spark takes seconds to start, so the comparisons share one Spark session
+(started as C{txmr run --engine spark} starts its own), and only the cases
+about the command line itself start C{txmr run --engine spark} processes.
+Each case runs txmr's engine (C{txmr run}, a driver and two workers) on the
+same input, in the same test.
+"""
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from twisted.trial import unittest
+
+from tests.cluster import EXAMPLES, JOBS, write_corpus
+
+TXMR = [os.path.join(os.path.dirname(sys.executable), "txmr")]
+if not os.path.exists(TXMR[0]):
+    TXMR = [sys.executable, "-m", "txmr.cli"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _why_skip():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "PySpark is not installed (pip install 'txmr[spark]')"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java runtime (java on PATH or JAVA_HOME) for Spark"
+    return None
+
+
+SKIP = _why_skip()
+
+
+def directory_bytes(path):
+    """
+    Every file of a directory (names starting with . are txmr's lock and
+    temporary files, none left after a run) with its bytes.
+    """
+    return {name: open(os.path.join(path, name), "rb").read()
+            for name in sorted(os.listdir(path)) if not name.startswith(".")}
+
+
+def printed_counters(stdout):
+    """
+    The C{group.name = value} lines txmr run printed.
+    """
+    return re.findall(r"^  (\S+ = \S+)$", stdout, re.M)
+
+
+def corpus(directory):
+    """
+    Small files, and one large enough that txmr's plan cuts it between
+    lines across map tasks.
+    """
+    write_corpus(directory, files=3, lines=300)
+    with open(os.path.join(directory, "big.txt"), "w") as f:
+        for n in range(4000):
+            f.write(f"line {n % 97} of the big file, word{n % 13} Again\r\n" if n % 5 == 0
+                    else f"line {n % 89} of the big file, word{n % 11}\n")
+        f.write("a last line without its newline")
+
+
+_shared = []
+_finished = set()
+
+
+def shared_session():
+    """
+    One local[2] Spark session for every test of this module that can
+    share it (trial has no setUpClass), started as C{txmr run --engine
+    spark} starts its own, and stopped when the tests' process exits.
+
+    @return: the session, and the directory where jobs/marked.py marks
+        the tasks it runs.
+    """
+    if not _shared:
+        import atexit
+        import tempfile
+
+        from txmr.job import load_job
+        from txmr.spark.engine import start_session
+        from txmr.spark.options import SparkRun
+
+        marks = tempfile.mkdtemp(prefix="txmr-spark-marks-")
+        saved = dict(os.environ)
+        # Spark's Python workers inherit the environment the JVM starts with.
+        os.environ.update(TXMR_TEST_DIR=marks, TXMR_SLOW_SECONDS="0")
+        try:
+            job = load_job("txmr.examples.wordcount")
+            spark = start_session(SparkRun(job.name, "", "", "local[2]"), job)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        atexit.register(shutil.rmtree, marks, True)
+        atexit.register(lambda: _shared and _shared[0].stop())
+        _shared.extend([spark, marks])
+    return _shared
+
+
+class SparkTestCase(unittest.TestCase):
+    """
+    Runs C{txmr run} (txmr's engine) as a user does, for the comparisons.
+    """
+
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        os.makedirs(self.base)
+
+    def txmr(self, *args, timeout=300, env=None):
+        return subprocess.run(TXMR + list(args), capture_output=True, text=True,
+                              env=dict(os.environ, **(env or {})), timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def run_txmr_engine(self, job, source, out, maps, reduces, *flags, env=None):
+        result = self.txmr("run", job, "-i", source, "-o", out, "-w", "2", "-m", str(maps),
+                           "-r", str(reduces), *flags, env=env)
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        return result
+
+
+class SessionTests(SparkTestCase):
+    """
+    The engine run in one Spark session shared by the class, against txmr's
+    engine run as a command.
+    """
+
+    timeout = 600
+    if SKIP:
+        skip = SKIP
+
+    def setUp(self):
+        super().setUp()
+        self.spark, self.marks = shared_session()
+        self.addCleanup(self.done)
+
+    def done(self):
+        """
+        After the class's last test, stop the session: the tests of other
+        modules that run after these need not share the machine with an
+        idle JVM.  (A run of some of these tests stops it at exit.)
+        """
+        _finished.add(self.id())
+        if _shared and _finished >= {f"{SessionTests.__module__}.SessionTests.{name}"
+                                     for name in dir(SessionTests) if name.startswith("test_")}:
+            _shared[0].stop()
+            _shared.clear()
+
+    def run_spark(self, job, source, out, maps, reduces, **kwargs):
+        from txmr.core.counters import lines
+        from txmr.spark.engine import run_spark
+        from txmr.spark.options import SparkRun
+
+        self.seen = seen = []
+        result = run_spark(SparkRun(job, source, out, "local[2]", maps, reduces, **kwargs),
+                           progress=seen.append, session=self.spark)
+        self.assertTrue(result.ok, f"{result.failure}\n{result.traceback}")
+        # The bar ends full.
+        self.assertEqual(seen[-1]["map"]["finished"], maps)
+        self.assertEqual(seen[-1]["reduce"]["finished"], reduces)
+        return result, lines(result.counters)
+
+    def compare(self, job, source, maps=4, reduces=3, flags=(), **kwargs):
+        """
+        Run C{job} on both engines: the same files, byte for byte, and the
+        same counters.
+        """
+        job = job if "." in job and "/" not in job else os.path.join(HERE, job)
+        txmr_out = os.path.join(self.base, "txmr-out")
+        spark_out = os.path.join(self.base, "spark-out")
+        expected = self.run_txmr_engine(job, source, txmr_out, maps, reduces, *flags,
+                                        env={"TXMR_TEST_DIR": self.marks,
+                                             "TXMR_SLOW_SECONDS": "0"})
+        result, counters = self.run_spark(job, source, spark_out, maps, reduces, **kwargs)
+        got = directory_bytes(spark_out)
+        self.assertEqual(got.pop("_SUCCESS"), b"")
+        self.assertEqual(sorted(got), [f"out-{r}" for r in range(reduces)])
+        self.assertEqual(got, directory_bytes(txmr_out))
+        self.assertEqual(counters, printed_counters(expected.stdout))
+        return result, expected
+
+    def test_wordcount(self):
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        # Bytes that are not UTF-8 come out as they went in.
+        with open(os.path.join(source, "latin-1.txt"), "wb") as f:
+            f.write("caf\xe9 na\xefve caf\xe9\r\n".encode("latin-1") * 20)
+        self.compare("txmr.examples.wordcount", source)
+
+    def test_values_in_map_order(self):
+        """
+        A reduce sees its values in the order txmr's reduce does: by map
+        task, then as each map emitted them.
+        """
+        job = os.path.join(self.base, "ordered.py")
+        with open(job, "w") as f:
+            f.write("def map(name, line):\n"
+                    "    for i, word in enumerate(line.split()):\n"
+                    "        yield word.lower(), [name, len(line), i]\n"
+                    "def reduce(word, places):\n    yield word, places\n")
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        self.compare(job, source, maps=5, reduces=2)
+
+    def test_wordcount_examples(self):
+        self.compare("txmr.examples.wordcount", EXAMPLES, maps=8, reduces=2)
+
+    def test_combiner_counter_list_keys(self):
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        _, expected = self.compare("jobs/combined.py", source)
+        self.assertIn("words.lines = ", expected.stdout)
+        self.assertIn("txmr.combine_output_records = ", expected.stdout)
+
+    def test_hooks_once_per_task(self):
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        for name in os.listdir(self.marks):
+            os.unlink(os.path.join(self.marks, name))
+        job = os.path.join(JOBS, "marked.py")
+        out = os.path.join(self.base, "spark-only")
+        self.run_spark(job, source, out, 4, 3)
+        marks = os.listdir(self.marks)
+        self.assertEqual(sum(m.startswith("map-run-") for m in marks), 4)
+        self.assertEqual(sum(m.startswith("reduce-run-") for m in marks), 3)
+        self.compare("jobs/marked.py", source)
+
+    def test_whole_files(self):
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        self.compare("jobs/files.py", source, maps=3, reduces=2)
+
+    def test_bytes(self):
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        with open(os.path.join(source, "binary.bin"), "wb") as f:
+            f.write(bytes(range(256)) * 40 + b"\r\n\xff\xfe")
+        self.compare("jobs/bytes.py", source, maps=3, reduces=2)
+
+    def test_pairs_without_hooks(self):
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        self.compare("jobs/pairs.py", source, maps=5, reduces=4)
+
+    def test_skip_bad_records(self):
+        source = os.path.join(self.base, "in")
+        write_corpus(source, files=3)
+        with open(os.path.join(source, "in-1.txt"), "a") as f:
+            f.write("this line is POISON for the map\nlast clean line\n")
+        result, expected = self.compare("jobs/poison.py", source, maps=2, reduces=2,
+                                        flags=("--skip-bad-records",), skip_bad_records=True)
+        self.assertIn("txmr.skipped_records = 1", expected.stdout)
+        [(kind, _, record)] = result.skipped_records
+        self.assertEqual((kind, record[0]), ("map", "in-1.txt"))
+        # The same record of the same task, as txmr run prints it.
+        self.assertEqual([f"skipped bad record: {r}" for r in result.skipped_records],
+                         re.findall(r"^skipped bad record: .*$", expected.stdout, re.M))
+
+    def test_bad_record_fails_without_skipping(self):
+        from txmr.spark.engine import run_spark
+        from txmr.spark.options import SparkRun
+
+        source = os.path.join(self.base, "in")
+        write_corpus(source, files=2)
+        with open(os.path.join(source, "in-1.txt"), "a") as f:
+            f.write("POISON\n")
+        out = os.path.join(self.base, "out")
+        result = run_spark(SparkRun(os.path.join(JOBS, "poison.py"), source, out, "local[2]",
+                                    2, 2), session=self.spark)
+        self.assertFalse(result.ok)
+        self.assertIn("ValueError: poisoned record", result.failure)
+        self.assertIn('poison.py", line', result.traceback)
+        self.assertNotIn("\tat org.apache", result.traceback)
+        self.assertEqual(directory_bytes(out), {}, "a failed job leaves no output")
+
+    def test_progress_from_status_tracker(self):
+        """
+        The bar follows Spark's stages as they run, not only at the end.
+        """
+        job = os.path.join(self.base, "sleepy.py")
+        with open(job, "w") as f:
+            f.write("import time\n"
+                    "def map(name, line):\n    yield name, 1\n"
+                    "def map_final():\n    time.sleep(1.5)\n    return ()\n"
+                    "def reduce(k, vs):\n    yield k, sum(vs)\n")
+        source = os.path.join(self.base, "in")
+        write_corpus(source, files=4, lines=10)
+        _, _ = self.run_spark(job, source, os.path.join(self.base, "out"), 4, 2)
+        seen = self.seen
+        running = [c["map"] for c in seen if c["map"]["running"]]
+        self.assertTrue(running, seen)
+        self.assertTrue(any(c["finished"] < 4 for c in running), running)
+        for c in seen:
+            self.assertEqual(sum(c["map"].values()), 4)
+            self.assertEqual(sum(c["reduce"].values()), 2)
+
+    def test_worker_that_dies(self):
+        """
+        A Python worker killed by the job (no traceback to show) fails the
+        job with Spark's reason, not its JVM stack.
+        """
+        from txmr.spark.engine import run_spark
+        from txmr.spark.options import SparkRun
+
+        out = os.path.join(self.base, "out")
+        result = run_spark(SparkRun(os.path.join(JOBS, "always_dies.py"), EXAMPLES, out,
+                                    "local[2]", 2, 2), session=self.spark)
+        self.assertFalse(result.ok)
+        self.assertIn("Python worker exited unexpectedly", result.failure)
+        self.assertNotIn("\tat ", result.failure)
+        self.assertEqual(directory_bytes(out), {})
+
+    def test_urls_through_hadoop(self):
+        """
+        Input and output given as URLs are listed, read and written through
+        Spark's Hadoop file systems (here file:/, as hdfs:// or s3a://
+        would be): the same bytes again.
+        """
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        # A name Spark would take for a glob pattern, with a space and a %.
+        with open(os.path.join(source, "odd [1] {name} 100%.txt"), "w") as f:
+            f.write("an odd name\nfor a file\n")
+        txmr_out = os.path.join(self.base, "txmr-out")
+        expected = self.run_txmr_engine("txmr.examples.wordcount", source, txmr_out, 4, 3)
+        out = os.path.join(self.base, "url-out")
+        _, counters = self.run_spark("txmr.examples.wordcount", "file://" + source,
+                                          "file://" + out, 4, 3)
+        got = directory_bytes(out)
+        self.assertEqual(got.pop("_SUCCESS"), b"")
+        self.assertEqual(got, directory_bytes(txmr_out))
+        self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "out-0", "out-1", "out-2"])
+        self.assertEqual(counters, printed_counters(expected.stdout))
+        # Bytes that are not UTF-8 reach the map as they are.
+        with open(os.path.join(source, "binary.bin"), "wb") as f:
+            f.write(bytes(range(256)) * 40 + b"\r\n\xff\xfe")
+        self.run_txmr_engine(os.path.join(JOBS, "bytes.py"), source, txmr_out, 3, 2)
+        out = os.path.join(self.base, "bytes-out")
+        self.run_spark(os.path.join(JOBS, "bytes.py"), "file://" + source, out, 3, 2)
+        got = directory_bytes(out)
+        got.pop("_SUCCESS")
+        self.assertEqual(got, directory_bytes(txmr_out))
+
+    def test_compressed_input(self):
+        """
+        Gzipped input is read as Spark reads it, decompressed: the output
+        is that of txmr's engine on the plain files.
+        """
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        packed = os.path.join(self.base, "packed")
+        os.makedirs(packed)
+        for name in os.listdir(source):
+            with open(os.path.join(source, name), "rb") as f, \
+                    gzip.open(os.path.join(packed, name + ".gz"), "wb") as g:
+                g.write(f.read())
+        txmr_out = os.path.join(self.base, "txmr-out")
+        expected = self.run_txmr_engine("txmr.examples.wordcount", source, txmr_out, 4, 3)
+        out = os.path.join(self.base, "gz-out")
+        _, counters = self.run_spark("txmr.examples.wordcount", packed, out, 4, 3)
+        got = directory_bytes(out)
+        got.pop("_SUCCESS")
+        self.assertEqual(got, directory_bytes(txmr_out))
+        same = [c for c in counters if c.startswith(("txmr.map_input", "txmr.reduce_output"))]
+        self.assertEqual(same, [c for c in printed_counters(expected.stdout)
+                                if c.startswith(("txmr.map_input", "txmr.reduce_output"))])
+
+    def test_refuses_unknown_features(self):
+        from txmr.spark.engine import run_spark
+        from txmr.spark.options import SparkConfigError, SparkRun
+
+        job = os.path.join(self.base, "stepped.py")
+        with open(job, "w") as f:
+            f.write("STEPS = 2\ndef map(k, v):\n    yield v, 1\n"
+                    "def reduce(k, vs):\n    yield k, len(vs)\n")
+        with self.assertRaises(SparkConfigError) as caught:
+            run_spark(SparkRun(job, EXAMPLES, os.path.join(self.base, "o"), "local[2]"),
+                      session=self.spark)
+        self.assertIn("STEPS", str(caught.exception))
+        self.assertIn("--engine txmr", str(caught.exception))
+        self.assertFalse(os.path.exists(os.path.join(self.base, "o")), "nothing written")
+
+    def test_refuses_features_it_was_not_written_for(self):
+        """
+        A feature the job loader grew after this engine (a field of the
+        loaded job that it does not know, set) is refused, not ignored.
+        """
+        from txmr.job import load_job
+        from txmr.spark.options import SparkConfigError, check_supported
+
+        job = load_job(os.path.join(JOBS, "pairs.py"))
+        check_supported(job)
+        job.some_new_feature = True
+        with self.assertRaises(SparkConfigError) as caught:
+            check_supported(job)
+        self.assertIn("some_new_feature", str(caught.exception))
+
+
+class CommandTests(SparkTestCase):
+    """
+    C{txmr run --engine spark} as a user runs it: few cases, each starts
+    Spark.
+    """
+
+    timeout = 600
+
+    def test_wordcount_command(self):
+        if SKIP:
+            raise unittest.SkipTest(SKIP)
+        out = os.path.join(self.base, "spark")
+        result = self.txmr("run", "--engine", "spark", "-w", "2", "-i", EXAMPLES, "-o", out,
+                           "-m", "3", "-r", "2")
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        self.assertIn("map 3/3 done", result.stdout, "txmr's progress lines")
+        self.assertIn("reduce 2/2 done", result.stdout)
+        self.assertRegex(result.stdout, r"finished in \d+\.\d+s")
+        self.assertNotRegex(result.stderr, r"(?m)^\S+ \S+ (INFO|WARN|ERROR) |log4j",
+                            "Spark's log stays quiet")
+        expected = self.run_txmr_engine("txmr.examples.wordcount", EXAMPLES,
+                                        os.path.join(self.base, "txmr"), 3, 2)
+        got = directory_bytes(out)
+        self.assertEqual(got.pop("_SUCCESS"), b"")
+        self.assertEqual(got, directory_bytes(os.path.join(self.base, "txmr")))
+        self.assertEqual(printed_counters(result.stdout), printed_counters(expected.stdout))
+
+    def test_failing_job_shows_python_traceback(self):
+        if SKIP:
+            raise unittest.SkipTest(SKIP)
+        out = os.path.join(self.base, "out")
+        result = self.txmr("run", "--engine", "spark", "--master", "local[2]",
+                           os.path.join(JOBS, "reduce_raises.py"), "-i", EXAMPLES, "-o", out,
+                           "--spark-conf", "spark.sql.shuffle.partitions=2")
+        self.assertEqual(result.returncode, 1, result.stderr + result.stdout)
+        self.assertIn("txmr: reduce task ", result.stderr)
+        self.assertIn("ValueError: cannot reduce", result.stderr)
+        self.assertIn("Traceback (most recent call last):", result.stderr)
+        self.assertIn('reduce_raises.py", line', result.stderr)
+        self.assertNotIn("\tat org.apache", result.stderr, "no JVM stack")
+        self.assertRegex(result.stdout, r"failed in \d+\.\d+s")
+        self.assertFalse(os.path.exists(os.path.join(out, "_SUCCESS")))
+        self.assertEqual([n for n in os.listdir(out) if not n.startswith(".")], [])
+
+    def test_cluster_master(self):
+        """
+        A master that is not local[N] (here local-cluster: a Spark master
+        and executors in JVMs of their own) gets txmr and the job file
+        shipped to its executors, whose Python is theirs, not ours.
+        """
+        if SKIP:
+            raise unittest.SkipTest(SKIP)
+        out = os.path.join(self.base, "spark")
+        job = os.path.join(JOBS, "combined.py")
+        result = self.txmr("run", "--engine", "spark", "--master", "local-cluster[1,1,1024]",
+                           job, "-i", EXAMPLES, "-o", out, "-m", "3", "-r", "2")
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        expected = self.run_txmr_engine(job, EXAMPLES, os.path.join(self.base, "txmr"), 3, 2)
+        got = directory_bytes(out)
+        self.assertEqual(got.pop("_SUCCESS"), b"")
+        self.assertEqual(got, directory_bytes(os.path.join(self.base, "txmr")))
+        self.assertEqual(printed_counters(result.stdout), printed_counters(expected.stdout))
+
+    def test_without_pyspark(self):
+        """
+        Without PySpark the command says how to install it, in one line
+        (PySpark hidden here behind a module that cannot be imported).
+        """
+        hidden = os.path.join(self.base, "hide")
+        os.makedirs(os.path.join(hidden, "pyspark"))
+        with open(os.path.join(hidden, "pyspark", "__init__.py"), "w") as f:
+            f.write("raise ImportError('no pyspark here')\n")
+        result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES,
+                           "-o", os.path.join(self.base, "out"), env={"PYTHONPATH": hidden})
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.strip().splitlines(),
+                         ["txmr: --engine spark needs PySpark and Java: pip install "
+                          "'txmr[spark]' (and a Java runtime, 17 or later)"])
+
+    def test_refuses_what_spark_cannot_honour(self):
+        """
+        Flags that mean nothing on Spark fail at once, saying what to do,
+        before Spark starts.
+        """
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise unittest.SkipTest("PySpark is not installed")
+        out = os.path.join(self.base, "out")
+        for extra, expected in (
+                (["--intermediate", self.base], "spark.local.dir"),
+                (["--task-timeout", "5"], "--task-timeout"),
+                (["-r", "0"], "--reducers must be at least 1"),
+                (["--spark-conf", "nonsense"], "expected KEY=VALUE"),
+                (["--", "--min-count", "3"], "the job's own options")):
+            result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES, "-o", out, *extra,
+                               timeout=60)
+            self.assertEqual(result.returncode, 2, extra)
+            self.assertIn(expected, result.stderr)
+            self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        self.assertFalse(os.path.exists(out))
+
+    def test_spark_flags_need_spark_engine(self):
+        result = self.txmr("run", "--master", "local[2]", "-i", EXAMPLES,
+                           "-o", os.path.join(self.base, "out"))
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--master and --spark-conf are for --engine spark", result.stderr)

@@ -1,0 +1,128 @@
+"""
+What a Spark run is, and what it refuses.
+
+The Spark engine runs txmr's own map and reduce attempts, so whatever those
+do it does too.  What it cannot know of (a feature of the job loader or of
+the driver that it does not pass on) it refuses before Spark starts, with a
+one-line reason: the promise is the same output as txmr's engine, or a
+clear failure, never a quietly different answer.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from txmr.core.spec import DEFAULT_MEMORY
+
+
+class SparkConfigError(Exception):
+    """
+    The run cannot start on Spark: the message is the line the user sees.
+    """
+
+
+@dataclass
+class SparkRun:
+    """
+    A job to run on Spark, as C{txmr run --engine spark} describes it.
+
+    @ivar master: a Spark master URL (C{local[N]}, C{spark://...}, C{yarn},
+        C{k8s://...}), as spark-submit takes it.
+    @ivar conf: C{(key, value)} Spark settings, in order.
+    @ivar input: a local directory or a URL Spark reads (C{hdfs://},
+        C{s3a://}, C{file://}).
+    @ivar output: a local directory or a URL Spark writes.
+    """
+
+    job: str
+    input: str
+    output: str
+    master: str
+    mappers: int = 8
+    reducers: int = 2
+    conf: list = field(default_factory=list)
+    memory: int = DEFAULT_MEMORY
+    max_attempts: int = 4
+    skip_bad_records: bool = False
+
+
+# What L{txmr.job.Job} holds that this engine knows: the features whose
+# semantics live in the map and reduce attempts (which it runs as they are),
+# and those it checks below.  A Job that holds anything more, set (true), is
+# using a feature this engine was not written for, and is refused; one left
+# at its default (false, None, empty) is not in use.
+KNOWN_JOB_FIELDS = {"name", "_target", "_class", "input_mode", "has_combiner", "output_format",
+                    "csv_header", "sort_values", "has_partition", "map_only", "_configure",
+                    "_parsed"}
+
+# Job-level names of features that need the driver's side (several steps),
+# which this engine does not have yet.
+UNSUPPORTED_JOB_NAMES = ("steps", "STEPS")
+
+
+def check_supported(job):
+    """
+    @raise SparkConfigError: the job uses something this engine would not
+        run as txmr's engine does.
+    """
+    unknown = sorted(name for name, value in vars(job).items()
+                     if name not in KNOWN_JOB_FIELDS and value)
+    if unknown:
+        raise SparkConfigError(
+            f"--engine spark does not know this job's {', '.join(unknown)} yet; "
+            f"run it with --engine txmr")
+    refused = [what for what, used in (
+        ("options (configure)", getattr(job, "_configure", None) is not None),
+        ("map-only (REDUCE = None)", getattr(job, "map_only", False)),
+    ) if used]
+    probe = job._class or job._target
+    refused += [name for name in UNSUPPORTED_JOB_NAMES if hasattr(probe, name)]
+    if refused:
+        raise SparkConfigError(
+            f"job {job.name!r} uses {', '.join(refused)}: --engine spark does not support "
+            f"that yet; run it with --engine txmr")
+
+
+def check_run(run):
+    """
+    @raise SparkConfigError: the numbers or the paths of C{run} are wrong.
+    """
+    if run.mappers < 1:
+        raise SparkConfigError("--mappers must be at least 1")
+    if run.reducers < 1:
+        raise SparkConfigError("--reducers must be at least 1 (map-only jobs are not "
+                               "supported by --engine spark yet)")
+    if run.max_attempts < 1:
+        raise SparkConfigError("--max-attempts must be at least 1")
+    for key, _ in run.conf:
+        if not key.startswith("spark."):
+            raise SparkConfigError(f"--spark-conf {key!r}: Spark settings start with 'spark.'")
+    if is_url(run.input) and is_url(run.output):
+        return
+    if not is_url(run.input) and not os.path.isdir(run.input):
+        from txmr.plan import input_error
+
+        raise SparkConfigError(input_error(run.input))
+
+
+def is_url(path):
+    """
+    Whether C{path} names a location through Hadoop's file systems
+    (C{scheme://...} or C{file:/...}) rather than a local path.
+    """
+    head, sep, _ = path.partition(":")
+    return bool(sep) and head.isalpha() and len(head) > 1 and path[len(head) + 1:][:1] == "/"
+
+
+def parse_conf(items):
+    """
+    C{KEY=VALUE} strings as C{(key, value)} pairs.
+
+    @raise SparkConfigError: an item has no C{=}.
+    """
+    pairs = []
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SparkConfigError(f"--spark-conf {item!r}: expected KEY=VALUE")
+        pairs.append((key.strip(), value))
+    return pairs

@@ -1,0 +1,243 @@
+"""
+Input and output where Spark reads and writes them.
+
+A local path is read and written by txmr's own data path, as by its
+engine.  A URL (C{hdfs://}, C{s3a://}, C{file:/...}) is listed through
+Hadoop's file systems on the driver, its files read by Spark (whole, as
+bytes) and its output written by Spark's committer, then renamed C{out-R}.
+A compressed file (any codec Hadoop knows by its extension) is read by
+Spark, decompressed, wherever it is.  Either way the map attempt reads the
+same bytes of the same files: input is named by the path relative to the
+input root, as txmr's engine names it.
+"""
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+
+from txmr.data.inputs import list_inputs, stamp
+from txmr.data.layout import LOCK_NAME, lock_directory, remove_attempt_files, remove_job_files
+from txmr.spark.options import SparkConfigError, is_url
+
+SUCCESS = "_SUCCESS"
+_OUT = re.compile(r"^out-\d+$")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """
+    One input file.
+
+    @ivar name: its path relative to the input root: what map is given.
+    @ivar size: its size in bytes (compressed, if it is).
+    @ivar location: where Spark reads it (a URL), or L{None}: a local file
+        that the map reads itself, under the input root.
+    @ivar compressed: Spark decompresses it (Hadoop knows a codec for its
+        extension): map reads its decompressed bytes.
+    @ivar stamp: what tells that a local file changed (L{txmr.data.inputs.stamp}).
+    """
+
+    name: str
+    size: int
+    location: str | None = None
+    compressed: bool = False
+    stamp: tuple | None = None
+
+
+def _hadoop(sc, url):
+    jvm = sc._jvm
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    return path, path.getFileSystem(sc._jsc.hadoopConfiguration())
+
+
+def _codecs(sc):
+    jvm = sc._jvm
+    return jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        sc._jsc.hadoopConfiguration())
+
+
+def list_input(sc, root):
+    """
+    The input files under C{root}, sorted by name; names starting with C{.}
+    or C{_} are skipped, as txmr's engine (and Hadoop) skip them.
+
+    @raise SparkConfigError: the input cannot be listed, or is empty.
+    """
+    codecs = _codecs(sc)
+    jvm = sc._jvm
+    if not is_url(root):
+        files = []
+        for name, _ in list_inputs(root):
+            path = os.path.join(root, name)
+            st = stamp(path)
+            url = jvm.org.apache.hadoop.fs.Path("file://" + os.path.abspath(path))
+            compressed = codecs.getCodec(url) is not None
+            files.append(InputFile(name, st[0], url.toString() if compressed else None,
+                                   compressed, None if compressed else tuple(st)))
+        return files
+    path, fs = _hadoop(sc, root)
+    try:
+        if not fs.getFileStatus(path).isDirectory():
+            raise SparkConfigError(f"input {root!r} is a file, not a directory: give the "
+                                   f"directory that holds it")
+        base = fs.getFileStatus(path).getPath().toUri().getPath().rstrip("/")
+        found = fs.listFiles(path, True)
+        files = []
+        while found.hasNext():
+            status = found.next()
+            location = status.getPath()
+            name = location.toUri().getPath()[len(base) + 1:]
+            if any(part.startswith((".", "_")) for part in name.split("/")):
+                continue
+            files.append(InputFile(name, status.getLen(), location.toString(),
+                                   codecs.getCodec(location) is not None))
+    except SparkConfigError:
+        raise
+    except Exception as e:  # py4j's error carries the JVM's reason
+        raise SparkConfigError(f"cannot list input {root!r}: {_reason(e)}") from e
+    return sorted(files, key=lambda f: f.name)
+
+
+def _reason(error):
+    """
+    The first line of a JVM exception's message, without its stack.
+    """
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        return str(java.toString())
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def normalize(url):
+    """
+    One spelling of a URL, to match the file names Spark reports with the
+    ones listed (C{file:/a}, C{file:///a} and percent escapes differ).
+    """
+    from urllib.parse import unquote
+
+    url = unquote(url)
+    return re.sub(r"^file:/+", "file:/", url)
+
+
+class LocalOutput:
+    """
+    A local output directory: reduce attempts write their temporary files
+    in it, and the driver renames the winners C{out-R}, as txmr's driver
+    does; the directory is locked while the job runs.
+    """
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.lock = None
+
+    def prepare(self, job_name):
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self.lock = lock_directory(self.path, f"a txmr spark run of {job_name} "
+                                                  f"(pid {os.getpid()})")
+        except OSError as e:
+            raise SparkConfigError(f"cannot write output directory {self.path!r}: "
+                                   f"{e.strerror or e}") from e
+        except Exception as e:  # DirectoryInUse
+            raise SparkConfigError(str(e)) from e
+        remove_job_files(self.path)
+        self._remove_success()
+
+    def _remove_success(self):
+        try:
+            os.unlink(os.path.join(self.path, SUCCESS))
+        except FileNotFoundError:
+            pass
+
+    def commit(self, written):
+        """
+        Rename each reduce task's winning file into place, then mark the
+        directory complete.
+
+        @param written: C{{reduce index: temporary path}}.
+        """
+        for index, temporary in sorted(written.items()):
+            os.replace(temporary, os.path.join(self.path, f"out-{index}"))
+        open(os.path.join(self.path, SUCCESS), "wb").close()
+        from txmr.data.layout import fsync_directory
+
+        fsync_directory(self.path)
+
+    def release(self, ok):
+        """
+        Remove the attempts' leftovers (and, for a failed job, every output
+        file: a failed job leaves no partial output), then the lock.
+        """
+        if ok:
+            remove_attempt_files(self.path)
+        else:
+            remove_job_files(self.path)
+        if self.lock is not None:
+            try:
+                os.unlink(os.path.join(self.path, LOCK_NAME))
+            except OSError:
+                pass
+            self.lock.close()
+            self.lock = None
+
+
+class HadoopOutput:
+    """
+    An output URL: Spark's committer writes C{part-NNNNN} files in a
+    staging directory under it (hidden, its name starting with C{_}), each
+    whole; the driver then renames them C{out-R} and writes C{_SUCCESS}.
+    """
+
+    def __init__(self, sc, url):
+        self.sc = sc
+        self.url = url.rstrip("/")
+        self.staging = f"{self.url}/_txmr-staging-{uuid.uuid4().hex}"
+
+    def _fs(self):
+        return _hadoop(self.sc, self.url)
+
+    def prepare(self, job_name):
+        path, fs = self._fs()
+        try:
+            fs.mkdirs(path)
+            for status in fs.listStatus(path):
+                name = status.getPath().getName()
+                if _OUT.match(name) or name == SUCCESS:
+                    fs.delete(status.getPath(), False)
+        except Exception as e:
+            raise SparkConfigError(f"cannot write output {self.url!r}: {_reason(e)}") from e
+
+    def commit(self, n_reduce):
+        jvm = self.sc._jvm
+        path, fs = self._fs()
+        for index in range(n_reduce):
+            source = jvm.org.apache.hadoop.fs.Path(f"{self.staging}/part-{index:05d}")
+            target = jvm.org.apache.hadoop.fs.Path(f"{self.url}/out-{index}")
+            if not fs.rename(source, target):
+                raise OSError(f"cannot rename {source.toString()} to {target.toString()}")
+        fs.create(jvm.org.apache.hadoop.fs.Path(f"{self.url}/{SUCCESS}"), True).close()
+        self._remove_checksums(fs, path, n_reduce)
+
+    def _remove_checksums(self, fs, path, n_reduce):
+        """
+        Hadoop's local file system keeps a C{.NAME.crc} beside each file it
+        writes: not part of the output, which must be the same as txmr's.
+        """
+        jvm = self.sc._jvm
+        for name in [f"out-{i}" for i in range(n_reduce)] + [SUCCESS]:
+            crc = jvm.org.apache.hadoop.fs.Path(f"{self.url}/.{name}.crc")
+            if fs.exists(crc):
+                fs.delete(crc, False)
+
+    def release(self, ok):
+        path, fs = self._fs()
+        try:
+            fs.delete(self.sc._jvm.org.apache.hadoop.fs.Path(self.staging), True)
+            if not ok:
+                for status in fs.listStatus(path):
+                    name = status.getPath().getName()
+                    if _OUT.match(name) or name == SUCCESS:
+                        fs.delete(status.getPath(), False)
+        except Exception:
+            pass
