@@ -6,6 +6,7 @@ one-process reference, in the same run, on the same data, same output.
     python bench/wordcount.py                   # 256 MiB: 64 files of 4 MiB
     python bench/wordcount.py --runs 5          # 5 pairs of runs, alternating; the median
     python bench/wordcount.py --scale           # also 1 GiB in one file, and forced spills
+    python bench/wordcount.py --engines txmr,spark   # also txmr run --engine spark, local[2]
 
 The corpus is made by ../shared/bench/gen_corpus.py when missing; the
 reference is ../shared/bench/ref_wordcount.py (override with --shared).
@@ -95,6 +96,34 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
     return elapsed, driver_rss, worker_rss
 
 
+def txmr_command():
+    path = os.path.join(os.path.dirname(sys.executable), "txmr")
+    return [path] if os.path.exists(path) else [sys.executable, "-m", "txmr.cli"]
+
+
+def run_spark(corpus, work, maps, reduces, workers, memory=None):
+    """
+    C{txmr run --engine spark} on a local[WORKERS] master, as a user runs
+    it: the time includes Spark's start-up (a JVM and its Python workers).
+    The peak RSS is the command's Python process (the driver side); the
+    JVM and Spark's Python workers are its children.
+    """
+    os.makedirs(work)
+    args = txmr_command() + ["run", "--engine", "spark", "--master", f"local[{workers}]",
+                             "-i", corpus, "-o", f"{work}/out", "-m", str(maps),
+                             "-r", str(reduces)]
+    if memory:
+        args += ["--memory", str(memory)]
+    started = time.perf_counter()
+    with open(f"{work}/spark.log", "wb") as log:
+        code, rss = reap(spawn(args, log))
+    elapsed = time.perf_counter() - started
+    if code:
+        with open(f"{work}/spark.log") as f:
+            raise SystemExit(f"txmr --engine spark failed ({code}):\n{f.read()[-3000:]}")
+    return elapsed, rss
+
+
 REDUCE_ALONE = """
 import sys
 from txmr.core.spec import TaskSpec
@@ -150,12 +179,40 @@ def row(name, secs, base, rss):
     print(f"| {name} | {secs:.2f} | {base / secs:.2f}x | {rss} |", flush=True)
 
 
-def bench(shared, corpus, work, label, maps, reduces, workers, memory=None, reference=None):
+def bench(shared, corpus, work, label, maps, reduces, workers, memory=None, reference=None,
+          engines=("txmr",)):
+    """
+    The reference (unless given), then each engine, on the same corpus;
+    return the reference and C{{engine: speed-up}}.
+    """
     if reference is None:
         ref_out = os.path.join(work, f"ref-{label}.txt")
         ref_secs, ref_rss = run_reference(shared, corpus, ref_out)
         row(f"{label}: one process (reference)", ref_secs, ref_secs, f"{ref_rss:.0f} MiB")
         reference = (ref_out, ref_secs)
+    ref_out, ref_secs = reference
+    speedups = {}
+    for engine in engines:
+        run = bench_spark if engine == "spark" else bench_txmr
+        speedups[engine] = run(corpus, work, label, maps, reduces, workers, memory, reference)
+    return reference, speedups
+
+
+def bench_spark(corpus, work, label, maps, reduces, workers, memory, reference):
+    ref_out, ref_secs = reference
+    where = os.path.join(work, label + " spark")
+    secs, rss = run_spark(corpus, where, maps, reduces, workers, memory)
+    ok = same_output(ref_out, os.path.join(where, "out"))
+    row(f"{label}: txmr --engine spark, local[{workers}], -m {maps} -r {reduces}"
+        + (f" --memory {memory}" if memory else ""), secs, ref_secs,
+        f"txmr run (driver side) {rss:.0f} MiB")
+    if not ok:
+        raise SystemExit(f"{label}: Spark's output differs from the reference")
+    shutil.rmtree(where)
+    return ref_secs / secs
+
+
+def bench_txmr(corpus, work, label, maps, reduces, workers, memory, reference):
     ref_out, ref_secs = reference
     secs, driver_rss, worker_rss = run_txmr(corpus, os.path.join(work, label), maps, reduces,
                                             workers, memory)
@@ -167,7 +224,7 @@ def bench(shared, corpus, work, label, maps, reduces, workers, memory=None, refe
         f" a reduce task alone {reduce_rss:.0f} MiB")
     if not ok:
         raise SystemExit(f"{label}: txmr's output differs from the reference")
-    return reference, ref_secs / secs
+    return ref_secs / secs
 
 
 def main():
@@ -178,21 +235,38 @@ def main():
     p.add_argument("--scale", action="store_true", help="also 1 GiB in one file, and spills")
     p.add_argument("--runs", type=int, default=1,
                    help="pairs of runs (reference, then txmr) on 256 MiB; prints the median")
+    p.add_argument("--engines", default="txmr",
+                   help="comma-separated: txmr (a driver and workers), spark (txmr run "
+                        "--engine spark on local[WORKERS]); each runs on the same corpus, "
+                        "after the reference")
+    p.add_argument("--corpus", help="an existing input directory instead of the 256 MiB "
+                                    "corpus (to try the benchmark on a small one)")
     a = p.parse_args()
+    engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    for engine in engines:
+        if engine not in ("txmr", "spark"):
+            p.error(f"--engines: unknown engine {engine!r} (txmr, spark)")
     work = tempfile.mkdtemp(prefix="txmr-bench-")
     try:
-        corpus = os.path.join(a.data, "corpus-256")
-        ensure_corpus(a.shared, corpus, 64, 4)
+        corpus = a.corpus or os.path.join(a.data, "corpus-256")
+        label = "256 MiB" if a.corpus is None else os.path.basename(a.corpus.rstrip("/"))
+        if a.corpus is None:
+            ensure_corpus(a.shared, corpus, 64, 4)
         print("| run | wall s | vs one process | peak RSS |\n|---|---|---|---|")
-        speedups = []
+        speedups = {engine: [] for engine in engines}
         for run in range(a.runs):
-            reference, speedup = bench(a.shared, corpus, work, "256 MiB", 8, 2, a.workers)
-            speedups.append(speedup)
-            shutil.rmtree(os.path.join(work, "256 MiB"))
-        if a.runs > 1:
-            print(f"\nmedian speed-up over {a.runs} pairs of runs: "
-                  f"{statistics.median(speedups):.2f}x (from {min(speedups):.2f}x "
-                  f"to {max(speedups):.2f}x; target 1.6x)", flush=True)
+            reference, speedup = bench(a.shared, corpus, work, label, 8, 2, a.workers,
+                                       engines=engines)
+            for engine, value in speedup.items():
+                speedups[engine].append(value)
+            if os.path.exists(os.path.join(work, label)):
+                shutil.rmtree(os.path.join(work, label))
+        for engine, values in speedups.items():
+            if a.runs > 1:
+                target = "; target 1.6x" if engine == "txmr" else ""
+                print(f"\n{engine}: median speed-up over {a.runs} runs against the reference: "
+                      f"{statistics.median(values):.2f}x (from {min(values):.2f}x "
+                      f"to {max(values):.2f}x{target})", flush=True)
         if a.scale:
             bench(a.shared, corpus, work, "256 MiB spilling", 8, 2, a.workers, memory=8,
                   reference=reference)
