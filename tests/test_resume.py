@@ -16,10 +16,12 @@ from txmr.core.spec import TaskSpec
 from txmr.core.states import AttemptState, Kind
 from txmr.driver.files import FLUSH_EVERY
 from txmr.driver.journal import ATTEMPT_BLOCK, journal_path
+from txmr.driver.seed import SeedWorkers
 from txmr.driver.service import makeService
 from txmr.plan import ConfigError
 
 from tests.memory import MemoryDriverMixin
+from tests.seed_worker import do_map, do_reduce
 from tests.oracle import read_output, reference
 
 
@@ -200,3 +202,55 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
         self.assertEqual(self.scheduler.attempts, {})
         self.run_tasks(self.connect())
         self.assertEqual(read_output(self.config.output, 2), self.expected())
+
+
+class SeedResumeTests(ResumeTests.__bases__[0], unittest.TestCase):
+    """
+    A job the seed's own workers run: their map output is in the seed's
+    buckets, and its reduces read it by them, whoever runs them.  That
+    holds across a restart of the driver, which no longer knows who wrote
+    the committed maps.
+    """
+
+    maps = 3
+    files = 3
+    options = {"reducers": 2}
+    crash = ResumeTests.crash
+    restart = ResumeTests.restart
+    run_tasks = ResumeTests.run_tasks
+    expected = ResumeTests.expected
+
+    def seed_task(self, seed, pid):
+        attempt = seed.assign(pid)
+        task = attempt.task
+        o_path = self.coordinator.files.seed_directory(attempt)
+        answer = {"id": task.index, "o_path": o_path}
+        if task.kind is Kind.MAP:
+            do_map(dict(answer, i_path=[os.path.join(self.config.input, name)
+                                        for name, _, _ in task.inputs],
+                        n_buckets=len(self.scheduler.reduces)))
+        else:
+            do_reduce(dict(answer, i_path=self.config.intermediate,
+                           n_mappers=len(self.scheduler.maps)))
+        self.coordinator.finished_in_place(attempt.worker, task.kind, task.index, pid)
+        return task
+
+    def test_seed_buckets_survive_a_restart(self):
+        seed = SeedWorkers(self.coordinator, lease=60)
+        done = [self.seed_task(seed, "7") for _ in range(4)]
+        self.assertEqual([t.kind for t in done], [Kind.MAP] * 3 + [Kind.REDUCE])
+        self.crash()
+        self.restart()
+        self.assertTrue(self.scheduler.maps_in_seed_format())
+        again = self.run_tasks(self.connect())
+        self.assertEqual([(k, i) for k, i, _ in again], [(Kind.REDUCE, 1 - done[-1].index)])
+        self.assertEqual(self.successResultOf(self.driver.done), 0)
+        counts = {}
+        for r in range(2):
+            with open(os.path.join(self.config.output, f"out-{r}")) as f:
+                for line in f:
+                    # The seed's reducer writes "word count", txmr's "word\tcount".
+                    word, n = line.rstrip("\n").replace("\t", " ").rsplit(" ", 1)
+                    self.assertNotIn(word, counts, "a word reached two reducers")
+                    counts[word] = n
+        self.assertEqual(counts, self.expected())

@@ -22,6 +22,10 @@ class Attempt:
     state: AttemptState = AttemptState.RUNNING
     finished: float | None = None
     error: str | None = None
+    # A map attempt of one of the seed's HTTP workers: its output is in the
+    # seed's format and buckets.  Kept with the attempt, and journaled, not
+    # looked up from its worker, which a restarted driver no longer knows.
+    seed_format: bool = False
 
     @property
     def running(self):

@@ -145,10 +145,12 @@ class Scheduler:
             raise SchedulingError("attempts were already handed out")
         self._next_attempt = first
 
-    def restore(self, kind, index, attempt_id, counters, skip, now):
+    def restore(self, kind, index, attempt_id, counters, skip, now, seed_format=False):
         """
         A task that an earlier run of this job committed, and whose files
         are still in place: it is FINISHED, by that run's attempt.
+
+        @param seed_format: the attempt was a seed worker's map.
         """
         task = self.task(kind, index)
         if task.state is TaskState.FINISHED:
@@ -156,7 +158,7 @@ class Scheduler:
         if task.kind is Kind.REDUCE and self._unfinished[Kind.MAP]:
             raise SchedulingError(f"{task} cannot be restored before every map")
         attempt = Attempt(attempt_id, task, "earlier-run", now, state=AttemptState.SUCCEEDED,
-                          finished=now)
+                          finished=now, seed_format=seed_format)
         self.attempts[attempt_id] = attempt
         task.attempts.append(attempt)
         task.winner = attempt
@@ -260,7 +262,8 @@ class Scheduler:
                 if w is not worker and not w.lost and not w.blacklisted)
 
     def _start(self, task, worker, now, speculative):
-        attempt = Attempt(self._next_attempt, task, worker.id, now, speculative)
+        attempt = Attempt(self._next_attempt, task, worker.id, now, speculative,
+                          seed_format=task.kind is Kind.MAP and worker.info.via is Via.HTTP)
         self._next_attempt += 1
         self.attempts[attempt.id] = attempt
         task.attempts.append(attempt)
@@ -310,8 +313,7 @@ class Scheduler:
         Whether every map's output was written by a seed worker: then its
         reduces read it by the seed's own bucketing, whoever runs them.
         """
-        return all(m.winner is not None and m.winner.worker in self.workers
-                   and self.workers[m.winner.worker].info.via is Via.HTTP for m in self.maps)
+        return all(m.winner is not None and m.winner.seed_format for m in self.maps)
 
     def ready_but_not_for(self, worker_id):
         """

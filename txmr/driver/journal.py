@@ -130,7 +130,8 @@ class Journal:
     def commits(self):
         """
         The committed attempts: C{(kind, task, attempt, counters, skip,
-        files)}, C{files} being each final file's name and stamp as committed.
+        files, seed_format)}, C{files} being each final file's name and stamp
+        as committed, C{seed_format} whether a seed worker wrote them.
         """
         newest = {}
         for kind, task, attempt, record in self.db.execute(
@@ -138,8 +139,8 @@ class Journal:
             newest[kind, task] = (attempt, record)
         out = []
         for (kind, task), (attempt, record) in sorted(newest.items()):
-            counters, skip, files = json.loads(record)
-            out.append((Kind(kind), task, attempt, counters, skip, files))
+            counters, skip, files, seed_format = json.loads(record)
+            out.append((Kind(kind), task, attempt, counters, skip, files, seed_format))
         return out
 
     def committed(self, attempt, counters, files):
@@ -150,7 +151,8 @@ class Journal:
         """
         task = attempt.task
         self._pending.append((task.kind.value, task.index, attempt.id, self.epoch,
-                              json.dumps([counters, task.skip or [], files])))
+                              json.dumps([counters, task.skip or [], files,
+                                          attempt.seed_format])))
 
     @property
     def dirty(self):

@@ -83,11 +83,11 @@ def restore(plan, commits, now):
     for kind in (Kind.MAP, Kind.REDUCE):
         if kind is Kind.REDUCE and restored[Kind.MAP] < len(scheduler.maps):
             break
-        for k, index, attempt, counters, skip, files in commits:
+        for k, index, attempt, counters, skip, files, seed_format in commits:
             expected = [final for _, final in plan.layout.files(k, index, attempt)]
             if (k is kind and [name for name, _ in files] == expected
                     and all(_unchanged(name, was) for name, was in files)):
-                scheduler.restore(kind, index, attempt, counters, skip, now)
+                scheduler.restore(kind, index, attempt, counters, skip, now, seed_format)
                 restored[kind] += 1
     return restored
 
