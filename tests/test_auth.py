@@ -532,6 +532,31 @@ class AdmissionTests(unittest.TestCase):
         self.assertTrue(any("failed: refused by the worker: this worker runs only jobs" in line
                             for line in self.log))
 
+    def test_a_job_that_spells_its_way_out_of_a_pattern_is_refused(self):
+        """
+        A job named by a path is matched by the file it really is: no
+        C{..}, no symbolic link and no module-looking prefix takes a driver
+        past C{--job-allow} to a file elsewhere.
+        """
+        intruder = write_marker_job(self.base, self.marker)
+        allowed = os.path.join(self.base, "allowed")
+        os.makedirs(os.path.join(allowed, "sub"))
+        os.symlink(intruder, os.path.join(allowed, "link.py"))
+        spellings = [
+            os.path.join(allowed, "..", os.path.basename(intruder)),
+            os.path.join(allowed, "link.py"),
+            os.path.join(allowed, "sub", "..", "..", os.path.basename(intruder)),
+            "txmr.examples." + os.path.relpath(intruder, os.getcwd()),
+            "txmr.examples.wordcount/../../" + os.path.relpath(intruder, os.getcwd()),
+        ]
+        reports = self.run_tasks([self.spec(i + 1, [["a.txt", 0, 12]], job=job)
+                                  for i, job in enumerate(spellings)],
+                                 job_allow=("txmr.examples.*", os.path.join(allowed, "*.py")))
+        self.assertFalse(os.path.exists(self.marker), "the intruder's code ran")
+        for i, job in enumerate(spellings):
+            self.assertIn("refused by the worker: this worker runs only jobs matching",
+                          reports[i + 1]["error"], job)
+
     def test_a_job_allowed_by_a_pattern_runs(self):
         intruder = write_marker_job(self.base, self.marker)
         reports = self.run_tasks([self.spec(1, [["a.txt", 0, 12]], job=intruder)],

@@ -22,6 +22,7 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from twisted.logger import Logger
 
@@ -72,11 +73,28 @@ class TaskRefused(Exception):
 
 def job_allowed(job, patterns):
     """
-    Whether the job named C{job} matches one of the glob C{patterns}
-    (L{fnmatch}, case-sensitive; C{*} matches C{/} too).  No patterns: any
-    job is allowed.
+    Whether the job named C{job} matches one of the glob C{patterns}.  No
+    patterns: any job is allowed.
+
+    A job named by its file (C{path/job.py}, C{path/job.py:Class}) is
+    matched by the file's real path, resolved as the worker will resolve it
+    (C{..} and symbolic links followed), against the patterns that are
+    absolute paths, in which C{*} does not cross C{/}: so C{/srv/jobs/*.py}
+    admits no file outside C{/srv/jobs}, however the driver spells it.  A
+    job named by its module (C{pkg.mod}, C{pkg.mod:Class}) must be a dotted
+    name, and is matched against the other patterns (C{txmr.examples.*}).
     """
-    return not patterns or any(fnmatch.fnmatchcase(job, p) for p in patterns)
+    if not patterns:
+        return True
+    where, _, attribute = job.rpartition(":") if ":" in job else (job, "", "")
+    if where.endswith(".py") or os.sep in where:
+        real = PurePosixPath(os.path.realpath(where))
+        return any(os.path.isabs(p) and real.match(p) and len(real.parts) == len(
+            PurePosixPath(p).parts) for p in patterns)
+    if not all(part.isidentifier() for part in where.split(".")) or (
+            attribute and not all(part.isidentifier() for part in attribute.split("."))):
+        return False
+    return any(not os.path.isabs(p) and fnmatch.fnmatchcase(job, p) for p in patterns)
 
 
 def escapes(name):

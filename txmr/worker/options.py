@@ -26,7 +26,8 @@ class WorkerOptions(usage.Options):
          "client endpoint string (ssl:host=HOST:port=PORT for TLS)."],
         ["give-up", None, 60.0, "Exit if the driver stays out of reach this long (seconds; "
                                 "0: never).", float],
-        ["secret-file", None, None, "Give the driver the secret in this file."],
+        ["secret-file", None, None, "The job's secret is in this file: the worker and its "
+                                    "driver prove to each other that they know it."],
         ["ca-file", None, None, "A TLS driver's certificate must be signed by a CA in this PEM "
                                 "file (default: the system's trusted roots)."],
     ]
@@ -45,9 +46,9 @@ class WorkerOptions(usage.Options):
 
     # One line: twistd prints it as it is.
     opt_job_allow.__doc__ = (
-        "Run only tasks of jobs whose name (a module, or a .py file's absolute path, with "
-        "any :Class) matches this glob (fnmatch; repeatable; default: any job). Others fail "
-        "before their code is imported.")
+        "Run only tasks of jobs that match this glob (repeatable; default: any job): a "
+        "module's dotted name, or a .py file's real absolute path, where * stays within one "
+        "directory. Others fail before their code is imported.")
 
     def postOptions(self):
         self["secret"] = read_secret(self["secret-file"])
