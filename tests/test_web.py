@@ -248,6 +248,26 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertEqual(request.getHeader(b"referer"), b"http://h:5000/?token=s3cret")
 
     @defer.inlineCallbacks
+    def test_a_hot_looping_worker_is_answered_slowly_when_there_is_nothing_to_do(self):
+        """
+        The seed's worker asks again at once when told there is no task:
+        against the seed's driver, thousands of requests a second.  Told
+        nothing, it now waits for its answer, so it asks about once a
+        second, and the others are served meanwhile.
+        """
+        for pid in ("1", "2"):
+            code, body = yield self.http(b"PUT", "/task", pid=pid)
+            self.assertEqual(json.loads(body)["type"], "mapper")
+        answers, started = 0, reactor.seconds()
+        while reactor.seconds() - started < 2.5:
+            code, body = yield self.http(b"PUT", "/task", pid="3")
+            self.assertEqual((code, json.loads(body)["job_status"]), (200, 1))
+            answers += 1
+        self.assertLessEqual(answers, 4)
+        code, body = yield self.http(b"GET", "/api/job", pid=None)
+        self.assertEqual(code, 200, "others are served meanwhile")
+
+    @defer.inlineCallbacks
     def test_seed_report_without_files_is_a_failed_attempt(self):
         """
         A POST that says FINISHED for a task whose files are not there (a

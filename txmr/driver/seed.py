@@ -12,7 +12,7 @@ import json
 import os
 
 from twisted.logger import Logger
-from twisted.web import resource
+from twisted.web import resource, server
 
 from txmr.core.errors import SchedulingError, UnknownTask
 from txmr.core.model import WorkerInfo
@@ -188,11 +188,22 @@ class SeedTaskAPI(resource.Resource):
     def _job(self, status):
         return {"job_uuid": self.coordinator.job_uuid, "job_status": status}
 
-    def put_task(self, request, pid):
+    # A worker told "no task now" asks again at once (the seed's own worker
+    # does, thousands of times a second, each request a line in the access
+    # log): that answer waits this long, asking again at its end, so that
+    # no client keeps the reactor busy.
+    IDLE_ANSWER_AFTER = 1.0
+
+    def put_task(self, request, pid, waited=False):
         attempt = self.workers.assign(pid)
         scheduler = self.coordinator.scheduler
         if attempt is None:
-            return _json(request, self._job(scheduler.state))
+            if waited or scheduler.over:
+                return _json(request, self._job(scheduler.state))
+            call = self.coordinator.clock.callLater(self.IDLE_ANSWER_AFTER, self._answer_later,
+                                                    request, pid)
+            request.notifyFinish().addErrback(lambda _: call.active() and call.cancel())
+            return server.NOT_DONE_YET
         task = attempt.task
         config = self.coordinator.config
         # The worker writes under final names, in a directory of this
@@ -215,6 +226,10 @@ class SeedTaskAPI(resource.Resource):
         else:
             answer.update(i_path=config.intermediate, n_mappers=len(scheduler.maps))
         return _json(request, answer)
+
+    def _answer_later(self, request, pid):
+        request.write(self.put_task(request, pid, waited=True))
+        request.finish()
 
     def post_status(self, request, pid, task):
         try:
