@@ -150,6 +150,25 @@ class RunTests(unittest.TestCase):
             sorted(n for n in os.listdir(self.base) if n.startswith(("map-run", "reduce-run"))),
             ran, "nothing ran again")
 
+    def test_files_of_an_earlier_run_are_never_removed_silently(self):
+        """
+        An output directory holding what looks like another run's output:
+        the run replaces those files, and says so, by the driver or inline;
+        nothing else in the directory is touched.
+        """
+        for inline in ((), ("--inline",)):
+            out = os.path.join(self.base, "out" + "-inline" * bool(inline))
+            os.makedirs(out)
+            for name in ("out-0", "out-7", "notes.txt"):
+                with open(os.path.join(out, name), "w") as f:
+                    f.write("not this job's\n")
+            result = self.txmr("run", "-i", EXAMPLES, "-o", out, "-w", "1", "-r", "2", *inline)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn(f"txmr: removed 2 files of an earlier run from {out}: out-0, out-7",
+                          result.stderr)
+            self.assertEqual(sorted(os.listdir(out)), ["notes.txt", "out-0", "out-1"])
+            self.assertEqual(read_output(out, 2), counted(EXAMPLES))
+
     def test_always_failing_jobs_fail_with_any_number_of_workers(self):
         """
         With fewer workers than --max-attempts (4), a task that fails on

@@ -112,8 +112,21 @@ class LocalCluster:
         if self.announce:
             print(f"txmr: status page at {self.url}/?token={self.secret}", file=sys.stderr,
                   flush=True)
+        self.say_what_was_removed()
         self.workers = [self.start_worker(i) for i in range(a.workers)]
         self.restarts = 0
+
+    def say_what_was_removed(self):
+        """
+        Echo the driver's word on files of an earlier run it removed from
+        the output (or intermediate) directory: its log is this command's
+        to delete, and no file goes silently.
+        """
+        with open(os.path.join(self.work, "driver.log"), errors="replace") as f:
+            for line in f:
+                if " of an earlier run from " in line:
+                    print("txmr: " + line.split("] ", 1)[-1].rstrip(), file=sys.stderr,
+                          flush=True)
 
     def start_driver(self, listen):
         if os.path.exists(self.port_file):

@@ -9,6 +9,7 @@ data path need; nothing here knows of the network.
 
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -152,8 +153,11 @@ def plan_job(config, clear=True, job=None):
         os.path.abspath(p) for p in (config.input, config.intermediate, config.output))
     locks = lock_directories(config)
     if clear:
-        for directory in {config.intermediate, config.output}:
-            remove_job_files(directory)
+        for directory in sorted({config.intermediate, config.output}):
+            removed = remove_job_files(directory)
+            if removed:
+                # On standard error: the inline runner shows no log.
+                print(f"txmr: {removed_line(removed, directory)}", file=sys.stderr, flush=True)
     # Each input's size and modification time now: a map that finds its
     # file changed fails the job, naming it.
     stamps = {name: stamp(os.path.join(config.input, name))
@@ -176,6 +180,16 @@ def plan_job(config, clear=True, job=None):
         seed_workers=job.name == DEFAULT_JOB and config.reducers > 0)
     layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
     return Plan(config, job, scheduler, layout, stamps, locks, plain_values(parsed), bounds)
+
+
+def removed_line(removed, directory):
+    """
+    What a run says of the files of an earlier run it removed: never
+    silently.
+    """
+    names = ", ".join(removed[:10]) + (" ..." if len(removed) > 10 else "")
+    files = "file" if len(removed) == 1 else "files"
+    return f"removed {len(removed)} {files} of an earlier run from {directory}: {names}"
 
 
 def lock_directories(config):

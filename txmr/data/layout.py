@@ -159,9 +159,10 @@ def remove_job_files(directory, keep_journal=False):
 def remove_attempt_files(directory):
     """
     Remove attempts' temporary files only (those of an earlier run's
-    attempts that were running when it died).
+    attempts that were running when it died), and its seed workers'
+    attempt directories.
     """
-    _remove(directory, lambda name: ".attempt-" in name)
+    _remove(directory, lambda name: ".attempt-" in name or name.startswith(".txmr-attempt-"))
 
 
 def _remove(directory, wanted):

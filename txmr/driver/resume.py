@@ -18,7 +18,7 @@ from txmr.core.states import Kind
 from txmr.data.inputs import stamp
 from txmr.data.layout import remove_attempt_files, remove_job_files
 from txmr.driver.journal import ATTEMPT_BLOCK, Journal, differences, identity, journal_path
-from txmr.plan import ConfigError
+from txmr.plan import ConfigError, removed_line
 
 log = Logger()
 
@@ -50,9 +50,7 @@ def open_journal(config, plan, now=0.0):
         for directory in sorted({config.intermediate, config.output}):
             removed = remove_job_files(directory, keep_journal=True)
             if removed:
-                log.warn("removed {n} files of an earlier run from {directory}: {names}",
-                         n=len(removed), directory=directory,
-                         names=", ".join(removed[:10]) + (" ..." if len(removed) > 10 else ""))
+                log.warn("{line}", line=removed_line(removed, directory))
     else:
         for directory in {config.intermediate, config.output}:
             remove_attempt_files(directory)
