@@ -290,10 +290,16 @@ class SlownessTests(unittest.TestCase):
         self.assertRegex(log, r"no longer running \(timed-out\)")
         self.assertEqual(sorted(os.listdir(cluster.output)), ["out-0"])
 
-    def test_frozen_worker_resumes_and_is_refused(self):
+    def test_frozen_worker_resumes_and_its_attempt_never_counts(self):
         """
-        A worker frozen mid-task is given up; when it resumes its old
-        session is gone, and the job's output is still exactly right.
+        A worker frozen mid-task is given up and its connection closed: its
+        attempt is lost, never the task's winner, whatever it does when it
+        thaws (it joins again as a new worker, its old attempt's files
+        removed); the job's output is still exactly right.  (That a report
+        of a lost worker's attempt is refused is shown in memory, by
+        test_protocol's test_report_from_lost_worker_refused: a real frozen
+        worker's report never reaches the driver, which closed its
+        connection.)
         """
         cluster = Cluster.slow_job(self, maps=2, seconds=4)
         frozen = cluster.start_busy_worker("frozen")
@@ -306,6 +312,14 @@ class SlownessTests(unittest.TestCase):
         self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
         self.assertEqual(cluster.wait("frozen", 60), 0, cluster.log("frozen"))
         self.assertEqual(other.wait(30), 0)
+        summary = cluster.summary()
+        sessions = {w["id"] for w in summary["workers"] if w["pid"] == frozen.pid}
+        attempts = [a for t in summary["tasks"] for a in t["attempts"]]
+        frozen_attempts = [a for a in attempts if a["worker"] in sessions]
+        first = min(frozen_attempts, key=lambda a: a["id"])
+        self.assertEqual(first["state"], "lost", "the attempt it was frozen in never counts")
+        for directory in (cluster.intermediate, cluster.output):
+            self.assertEqual([n for n in os.listdir(directory) if ".attempt-" in n], [])
 
     def test_worker_frozen_past_the_end_of_the_job_leaves_nothing(self):
         """
