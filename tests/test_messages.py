@@ -1,0 +1,68 @@
+"""
+What txmr says: the driver's line for a lost worker, and no deprecation
+warning from the project's own code.
+"""
+
+import os
+import subprocess
+import sys
+
+from twisted.trial import unittest
+
+from txmr import protocol
+from txmr.driver.seed import SeedWorkers
+
+from tests.memory import MemoryDriverMixin, Silent
+from tests.test_auth import collect_log
+
+
+class LostWorkerLineTests(MemoryDriverMixin, unittest.TestCase):
+    maps = 2
+    files = 2
+    options = {"http_lease": 60, "heartbeat": 1.0, "heartbeat_timeout": 5.0}
+
+    def test_an_amp_worker_silent_too_long(self):
+        log = collect_log(self)
+        client = self.connect(kind=Silent)
+        answer = self.successResultOf(self.call(client, protocol.GetTask))
+        self.assertEqual(answer["action"], "run")
+        self.advance(7)
+        line = [entry for entry in log if entry.startswith("worker ") and " lost (" in entry]
+        self.assertEqual(len(line), 1, log)
+        self.assertRegex(line[0], r"lost \(silent for more than 5s\); tasks given back: "
+                                  r"map task \d")
+
+    def test_an_http_worker_whose_lease_ran_out(self):
+        log = collect_log(self)
+        seed = SeedWorkers(self.coordinator, lease=60)
+        attempt = seed.assign("4242")
+        self.advance(61)
+        line = [entry for entry in log if entry.startswith("worker ") and " lost (" in entry]
+        self.assertEqual(len(line), 1, log)
+        self.assertIn("lost (its lease of 60s ran out); tasks given back: "
+                      f"{attempt.task}", line[0])
+
+
+class DeprecationTests(unittest.TestCase):
+    def test_no_deprecation_warning_from_the_project(self):
+        """
+        Every module of the project imports, and a job runs inline, with
+        deprecation warnings turned into errors: the test run's warnings
+        are not the project's own.
+        """
+        code = (
+            "import pkgutil, importlib, txmr\n"
+            "for m in pkgutil.walk_packages(txmr.__path__, 'txmr.'):\n"
+            "    if not m.name.startswith('txmr.spark'):\n"
+            "        importlib.import_module(m.name)\n"
+            "from txmr.cli import main\n"
+            "import sys\n"
+            "sys.argv = ['txmr', 'run', '--inline', '-i', sys.argv[1], '-o', sys.argv[2]]\n"
+            "main()\n")
+        examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "examples", "input")
+        result = subprocess.run(
+            [sys.executable, "-W", "error::DeprecationWarning",
+             "-W", "error::PendingDeprecationWarning", "-c", code, examples, self.mktemp()],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 0, result.stderr)
