@@ -179,8 +179,10 @@ class RunTests(unittest.TestCase):
                                     ("raises.py", 2, "ValueError: cannot map"),
                                     ("raises.py", 3, "ValueError: cannot map"),
                                     ("raises.py", 5, "ValueError: cannot map"),
+                                    ("reduce_raises.py", 1, "ValueError: cannot reduce"),
                                     ("reduce_raises.py", 2, "ValueError: cannot reduce"),
-                                    ("reduce_raises.py", 3, "ValueError: cannot reduce")]:
+                                    ("reduce_raises.py", 3, "ValueError: cannot reduce"),
+                                    ("reduce_raises.py", 5, "ValueError: cannot reduce")]:
             out = os.path.join(self.base, f"out-{job}-{workers}")
             started = time.monotonic()
             result = self.txmr("run", os.path.join(JOBS, job), "-i", EXAMPLES, "-o", out,

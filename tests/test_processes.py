@@ -298,6 +298,29 @@ class DiskTests(unittest.TestCase):
         shutil.rmtree(cluster.intermediate)
         self.assertEqual(cluster.wait(timeout=90), 1, cluster.log())
         self.assertIn("job failed:", cluster.log())
+        self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
+
+    def test_full_intermediate_disk_fails_the_job(self):
+        cluster = Cluster(self, maps=2, reduces=2)
+        write_many_words(cluster.input, words=20000)
+        mount_tmpfs(self, cluster.intermediate, "size=64k")
+        cluster.start_driver()
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        self.assertEqual(cluster.wait(timeout=60), 1, cluster.log())
+        log = cluster.log()
+        self.assertIn("job failed: map task", log)
+        self.assertIn("No space left on device", log)
+        self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
+
+    def test_read_only_intermediate_refuses_to_start(self):
+        cluster = Cluster(self, maps=2, reduces=2, input_dir=EXAMPLES)
+        mount_tmpfs(self, cluster.intermediate, "ro,size=16k")
+        result = subprocess.run(twistd() + ["--pidfile=", "-n"] + cluster.driver_args(),
+                                cwd=cluster.base, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f"cannot write in {cluster.intermediate!r}", result.stderr)
 
 
 class SecondDriverTests(unittest.TestCase):
