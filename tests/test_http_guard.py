@@ -7,6 +7,7 @@ without a secret (no DNS rebinding from a browser).
 import json
 import os
 import socket
+import time
 
 from twisted.internet import defer, reactor, threads
 from twisted.trial import unittest
@@ -15,6 +16,7 @@ from twisted.web.http_headers import Headers
 
 from tests.test_web import DriverFixture, HTTPFixture, chromium, read_body
 from txmr.driver.guard import cookie_value
+from txmr.driver.web import BoundedRequest
 
 
 def exchange(port, request, timeout=10):
@@ -187,4 +189,78 @@ class HostTests(HTTPFixture, unittest.TestCase):
         answer = yield exchange(port, (
             f"GET /api/job HTTP/1.1\r\nHost: driver.example:{port}\r\n"
             f"Authorization: Bearer s3cret\r\nConnection: close\r\n\r\n").encode())
+        self.assertEqual(status_and_headers(answer)[0], 200)
+
+
+class BoundedRequestTests(HTTPFixture, unittest.TestCase):
+    """
+    A request's body is bounded, and a request must arrive whole in time:
+    twisted.web bounds neither.
+    """
+
+    maps = 1
+    files = 1
+
+    def setUp(self):
+        DriverFixture.setUp(self)
+        self.port = self.driver.port.getHost().port
+
+    def send(self, head, body=b"", timeout=10):
+        """
+        Send a request; what the driver answers before it closes the
+        connection (b"" if it drops it, as a reset).
+        """
+        def blocking():
+            chunks = []
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+                try:
+                    s.sendall(head.encode() + body)
+                    while True:
+                        data = s.recv(65536)
+                        if not data:
+                            break
+                        chunks.append(data)
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+            return b"".join(chunks)
+
+        return threads.deferToThread(blocking)
+
+    @defer.inlineCallbacks
+    def test_a_body_announced_too_large_is_dropped_at_once(self):
+        answer = yield self.send(f"POST /task/mapper/0/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 f"worker-pid: 1\r\nContent-Length: {10 ** 10}\r\n\r\n",
+                                 b"x" * 1000)
+        self.assertEqual(answer, b"", "dropped without an answer")
+
+    @defer.inlineCallbacks
+    def test_a_chunked_body_too_large_is_dropped(self):
+        chunk = b"%x\r\n%s\r\n" % (32 * 1024, b"x" * 32 * 1024)
+        answer = yield self.send("POST /task/mapper/0/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 "worker-pid: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                                 chunk * 3 + b"0\r\n\r\n")
+        self.assertEqual(answer, b"")
+
+    @defer.inlineCallbacks
+    def test_a_request_trickled_too_slowly_is_dropped(self):
+        self.patch(BoundedRequest, "ARRIVE_WITHIN", 1.0)
+
+        def trickle():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                s.sendall(b"GET /api/job HTTP/1.1\r\n")
+                for _ in range(30):
+                    try:
+                        s.sendall(b"X-Slow: 1\r\n")
+                    except OSError:
+                        return "dropped"
+                    time.sleep(0.2)
+                return "kept"
+
+        result = yield threads.deferToThread(trickle)
+        self.assertEqual(result, "dropped")
+
+    @defer.inlineCallbacks
+    def test_small_requests_are_served(self):
+        answer = yield self.send("GET /api/job HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 "Connection: close\r\n\r\n")
         self.assertEqual(status_and_headers(answer)[0], 200)

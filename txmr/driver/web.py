@@ -217,6 +217,66 @@ class _Root(resource.Resource):
         return pages.notFound()
 
 
+class BoundedRequest(server.Request):
+    """
+    A request whose body is bounded, and which must arrive whole within a
+    time of its first line.  twisted.web bounds neither (Twisted issue
+    4898): without them, a client that knows no secret could fill the disk
+    with one body (twisted.web keeps a large one in a temporary file), or
+    hold a connection for ever by trickling its request a byte at a time,
+    since every byte resets the idle timeout.  Every request of the API
+    and the page is a few hundred bytes.
+    """
+
+    MAX_BODY = 64 * 1024
+    ARRIVE_WITHIN = 30.0
+
+    def __init__(self, channel, *args, **kwargs):
+        super().__init__(channel, *args, **kwargs)
+        self._body_bytes = 0
+        self._dropped = False
+        self._deadline = channel.callLater(self.ARRIVE_WITHIN, self._drop,
+                                           "did not arrive whole in time")
+
+    def gotLength(self, length):
+        if self._dropped:
+            return
+        if length is not None and length > self.MAX_BODY:
+            self._drop(f"announced a body of {length} bytes")
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self._dropped:
+            return
+        self._body_bytes += len(data)
+        if self._body_bytes > self.MAX_BODY:
+            self._drop(f"sent a body over {self.MAX_BODY} bytes")
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        self._stop_waiting()
+        if not self._dropped:
+            super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason):
+        self._stop_waiting()
+        super().connectionLost(reason)
+
+    def _stop_waiting(self):
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _drop(self, why):
+        self._dropped = True
+        self._stop_waiting()
+        log.info("dropped an HTTP request from {peer} that {why}", peer=self.getClientAddress(),
+                 why=why)
+        self.channel.transport.abortConnection()
+
+
 def site(coordinator):
     """
     The driver's web site, over its coordinator.
@@ -233,7 +293,7 @@ def site(coordinator):
     # An idle HTTP connection is closed after a minute (twisted.web's
     # default is twelve hours): the seed's workers ask every few seconds,
     # and a browser opens a new connection when it needs one.
-    web = server.Site(Guarded(coordinator.config, root), logFormatter=redacted_log_line,
-                      timeout=HTTP_IDLE)
+    web = server.Site(Guarded(coordinator.config, root), requestFactory=BoundedRequest,
+                      logFormatter=redacted_log_line, timeout=HTTP_IDLE)
     web.displayTracebacks = False
     return web
