@@ -8,11 +8,12 @@ and compares the output with the answer computed in one process.
 import itertools
 import os
 import signal
+import subprocess
 import time
 
 from twisted.trial import unittest
 
-from tests.cluster import Cluster, counted, wait_for, write_corpus
+from tests.cluster import Cluster, counted, twistd, wait_for, write_corpus
 from tests.oracle import read_output, reference
 
 
@@ -141,6 +142,37 @@ class DriverCrashTests(unittest.TestCase):
                 self.assertEqual(kept, 2, "the third commit was not journaled: it runs again")
             else:
                 self.assertGreaterEqual(kept, 3, "the journaled commits stay done")
+
+
+    def test_a_changed_input_refuses_to_resume_and_fresh_starts_over(self):
+        """
+        Killed mid-job, then its input changed: the same command refuses to
+        resume, naming the file and --fresh, and leaves the earlier run's
+        files; with --fresh it starts over and gives the new input's answer.
+        """
+        cluster = Cluster(self, job="jobs/marked.py", maps=4, reduces=2)
+        write_corpus(cluster.input)
+        cluster.env.update(TXMR_SLOW_SECONDS="1")
+        cluster.start_driver()
+        port = cluster.address.rsplit("port=", 1)[1]
+        cluster.start_worker("w")
+        wait_for(lambda: len(cluster.scratch_files("map-run")) >= 2, 60, "a map done")
+        cluster.kill("driver")
+        cluster.wait("driver")
+        changed = sorted(os.listdir(cluster.input))[0]
+        with open(os.path.join(cluster.input, changed), "a") as f:
+            f.write("a line added after the crash\n")
+        again = subprocess.run(twistd() + ["--pidfile=", "-n"] + cluster.driver_args(),
+                               cwd=cluster.base, capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, env=cluster.env)
+        self.assertEqual(again.returncode, 2, again.stderr)
+        self.assertIn(f"input files changed: {changed}", again.stderr)
+        self.assertIn("--fresh", again.stderr)
+        cluster.start_driver("--listen", f"tcp:{port}:interface=127.0.0.1", "--fresh",
+                             name="fresh")
+        self.assertEqual(cluster.wait("fresh", 60), 0, cluster.log("fresh"))
+        self.assertEqual(read_output(cluster.output, 2), counted(cluster.input))
+        self.assertEqual(cluster.wait("w", 60), 0)
 
 
 class ChangedInputTests(unittest.TestCase):

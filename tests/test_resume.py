@@ -153,6 +153,33 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
         e = self.assertRaises(ConfigError, self.restart, reducers=3)
         self.assertIn("reducers was 2, now 3", str(e))
 
+    def test_a_report_of_the_earlier_run_is_refused(self):
+        """
+        Fencing across restarts: a worker of the dead driver finishes its
+        attempt and reports it to the new driver, which never handed it
+        out: refused (a real worker then removes its files), and the task
+        runs again under an attempt of this run, whose files win.
+        """
+        from txmr.core.errors import StaleReport
+        from txmr.data.run import run_task
+
+        client = self.connect()
+        answer = self.successResultOf(self.call(client, protocol.GetTask, wait=False))
+        old = TaskSpec.from_json(answer["task"])
+        self.crash()
+        self.restart()
+        run_task(self.job, old)
+        late = self.connect()
+        self.failureResultOf(
+            self.call(late, protocol.TaskDone, kind=old.kind, index=old.index,
+                      attempt=old.attempt, counters={}, ask=False), StaleReport)
+        self.assertEqual(self.scheduler.task(old.kind, old.index).state.name, "READY")
+        self.assertNotIn(old.attempt, self.scheduler.attempts)
+        again = self.run_tasks(late)
+        self.assertIn((old.kind, old.index), [(k, i) for k, i, _ in again])
+        self.assertTrue(all(a > ATTEMPT_BLOCK for _, _, a in again))
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+
     def test_a_complete_job_is_not_run_again(self):
         self.run_tasks(self.connect())
         self.assertEqual(self.successResultOf(self.driver.done), 0)
