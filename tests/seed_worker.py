@@ -21,11 +21,16 @@ import urllib.request
 
 def call(url, method, pid, body=None):
     request = urllib.request.Request(url, data=body, method=method, headers={"worker-pid": pid})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    # The seed's worker retries a driver it cannot reach (every 5 s; here
+    # sooner), for ever: so it carries on with a driver started again.
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
 
 
 def do_map(task):
@@ -67,7 +72,12 @@ def main(url, pid, maps_only=False):
             continue
         if maps_only and answer["type"] == "reducer":
             return 3
-        (do_map if answer["type"] == "mapper" else do_reduce)(answer)
+        try:
+            (do_map if answer["type"] == "mapper" else do_reduce)(answer)
+        except OSError:
+            # Its attempt's directory is gone: the attempt no longer counts
+            # (its driver was restarted, or its lease ran out).
+            continue
         call(f"{url}/task/TaskType.{answer['type']}/{answer['id']}/status", "POST", pid,
              b'{"status": 4}')
 

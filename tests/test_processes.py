@@ -397,6 +397,29 @@ class SeedWorkerTests(unittest.TestCase):
         for name in ("seed-1", "seed-2"):
             self.assertEqual(cluster.wait(name, 30), 0, cluster.log(name))
 
+    def test_seed_workers_carry_on_with_a_driver_started_again(self):
+        """
+        The driver is killed mid-job and started again on its port with
+        the same command: the seed's workers (which retry a driver they
+        cannot reach) carry on with it, and the answer is exact.
+        """
+        cluster = Cluster(self, maps=6, reduces=2)
+        write_corpus(cluster.input, files=12, lines=2000)
+        cluster.start_driver()
+        port = cluster.address.rsplit("port=", 1)[1]
+        self.start_seed_worker(cluster, "seed-1")
+        self.start_seed_worker(cluster, "seed-2")
+        wait_for(lambda: any(n.startswith("mr-") for n in os.listdir(cluster.intermediate)),
+                 60, "a map to be committed")
+        cluster.kill("driver")
+        cluster.wait("driver")
+        cluster.start_driver("--listen", f"tcp:{port}:interface=127.0.0.1", name="again")
+        self.assertEqual(cluster.wait("again", 90), 0, cluster.log("again"))
+        self.assertIn("resuming the earlier run", cluster.log("again"))
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
+        for name in ("seed-1", "seed-2"):
+            self.assertEqual(cluster.wait(name, 30), 0, cluster.log(name))
+
     def test_seed_worker_beside_a_txmr_worker_on_small_files(self):
         cluster = Cluster(self, maps=6, reduces=2)
         write_corpus(cluster.input, files=12, lines=2000)
