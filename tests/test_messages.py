@@ -66,3 +66,27 @@ class DeprecationTests(unittest.TestCase):
              "-W", "error::PendingDeprecationWarning", "-c", code, examples, self.mktemp()],
             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         self.assertEqual(result.returncode, 0, result.stderr)
+
+
+class ReconnectLineTests(unittest.TestCase):
+    def test_each_attempt_to_reach_the_driver_says_what_it_waits_for(self):
+        """
+        A worker whose driver is not there yet logs one line per attempt,
+        naming the driver's address (not an endpoint object's), and exits
+        after --give-up saying so.
+        """
+        from txmr.local import twistd
+
+        result = subprocess.run(
+            twistd() + ["--pidfile=", "-n", "txmr-worker", "--driver", "127.0.0.1:1",
+                        "--give-up", "1.5"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        lines = (result.stdout + result.stderr).splitlines()
+        retries = [line for line in lines if "Scheduling retry" in line]
+        self.assertGreater(len(retries), 1)
+        for line in retries:
+            self.assertIn("to connect the driver at tcp:host=127.0.0.1:port=1 in ", line)
+        self.assertFalse([line for line in lines if "object at 0x" in line], lines)
+        self.assertIn("cannot reach the driver at tcp:host=127.0.0.1:port=1 for 1.5s",
+                      result.stdout + result.stderr)

@@ -13,6 +13,9 @@ C{ssl:} client endpoint would check no certificate.
 import re
 from dataclasses import dataclass
 
+from twisted.internet.interfaces import IStreamClientEndpoint
+from zope.interface import implementer
+
 from txmr.tls import CLIENT_SCHEMES, TLSConfigError, Trust, require_tls, scheme, \
     verified_endpoint
 
@@ -51,12 +54,33 @@ def client_endpoint(reactor, address, trust=Trust()):
     if scheme(description) in CLIENT_SCHEMES:
         require_tls(f"--driver {address!r}")
         tls = TLSAddress.parse(description)
-        return verified_endpoint(reactor, tls.host, tls.port, trust, hostname=tls.hostname,
-                                 timeout=tls.timeout, bind_address=tls.bind_address)
+        return DriverEndpoint(
+            verified_endpoint(reactor, tls.host, tls.port, trust, hostname=tls.hostname,
+                              timeout=tls.timeout, bind_address=tls.bind_address), description)
     if trust.asked_for:
         raise TLSConfigError(f"--ca-file and --insecure-tls are for a TLS driver address "
                              f"(ssl:host=HOST:port=PORT or https://HOST:PORT), not {address!r}")
-    return endpoints.clientFromString(reactor, description)
+    return DriverEndpoint(endpoints.clientFromString(reactor, description), description)
+
+
+@implementer(IStreamClientEndpoint)
+class DriverEndpoint:
+    """
+    The driver's endpoint, named for what it is: C{ClientService} logs one
+    line per attempt to reach it ("Scheduling retry 3 to connect the
+    driver at tcp:host=...:port=5000 in 0.2 seconds"), which should say
+    what the worker waits for rather than show an object's address.
+    """
+
+    def __init__(self, endpoint, description):
+        self.endpoint = endpoint
+        self.description = description
+
+    def connect(self, factory):
+        return self.endpoint.connect(factory)
+
+    def __repr__(self):
+        return f"the driver at {self.description}"
 
 
 @dataclass(frozen=True)
