@@ -6,7 +6,7 @@ import os
 
 from twisted.trial import unittest
 
-from txmr.data.layout import remove_attempt_files, remove_job_files
+from txmr.data.layout import remove_attempt_files, remove_job_files, write_atomically
 
 
 class RemovalTests(unittest.TestCase):
@@ -39,3 +39,26 @@ class RemovalTests(unittest.TestCase):
                                            "mr-0-0", "out-1"])
         self.assertEqual(self.left(), [".txmr-journal.sqlite", "notes.txt", "out-1.bak", "out-x"],
                          "nothing but a run's own names")
+
+
+class WriteAtomicallyTests(unittest.TestCase):
+    def test_a_planted_symbolic_link_is_replaced_not_followed(self):
+        """
+        The port and summary files are written beside themselves through a
+        name mkstemp makes, then renamed over: a symbolic link planted at
+        the path is replaced, and the file it points to is never written.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        victim = os.path.join(directory, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        path = os.path.join(directory, "summary.json")
+        os.symlink(victim, path)
+        write_atomically(path, "{}\n")
+        self.assertFalse(os.path.islink(path))
+        with open(path) as f:
+            self.assertEqual(f.read(), "{}\n")
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertEqual(sorted(os.listdir(directory)), ["summary.json", "victim"])

@@ -420,6 +420,24 @@ class SeedWorkerTests(unittest.TestCase):
         for name in ("seed-1", "seed-2"):
             self.assertEqual(cluster.wait(name, 30), 0, cluster.log(name))
 
+    def test_seed_workers_alone_on_a_file_cut_in_pieces_say_why_they_wait(self):
+        """
+        Only seed workers, and one file larger than a split: txmr cuts it,
+        and the seed's workers read whole files, so no map is theirs to run.
+        The driver says so, naming what can run them, instead of waiting
+        silently; a txmr worker then finishes the job.
+        """
+        cluster = Cluster(self, maps=4, reduces=2)
+        write_corpus(cluster.input, files=1, lines=4000)
+        cluster.start_driver()
+        self.start_seed_worker(cluster, "seed")
+        wait_for(lambda: "can run none of the 4 ready tasks" in cluster.log(), 30,
+                 "the driver to say why the seed worker waits")
+        self.assertIn("a txmr worker (twistd txmr-worker) can run them", cluster.log())
+        cluster.start_worker("txmr")
+        self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
+
     def test_seed_worker_beside_a_txmr_worker_on_small_files(self):
         cluster = Cluster(self, maps=6, reduces=2)
         write_corpus(cluster.input, files=12, lines=2000)

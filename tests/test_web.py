@@ -286,6 +286,42 @@ class SeedAPITests(HTTPFixture, unittest.TestCase):
         self.assertIn("wrote none of its output files", task.attempts[0].error)
 
     @defer.inlineCallbacks
+    def test_forged_reduce_report_never_finishes_the_job(self):
+        """
+        The finding's own story: after the maps, a forged FINISHED for a
+        reduce whose out-R was never written is refused, and the job is not
+        over; the reduce runs again and the output is whole.
+        """
+        for _ in range(2):
+            code, body = yield self.http(b"PUT", "/task")
+            task = json.loads(body)
+            seed_work(task)
+            yield self.http(b"POST", f"/task/mapper/{task['id']}/status", body=b'{"status": 4}')
+        code, body = yield self.http(b"PUT", "/task", pid="forger")
+        reducer = json.loads(body)
+        self.assertEqual(reducer["type"], "reducer")
+        code, body = yield self.http(b"POST", f"/task/reducer/{reducer['id']}/status",
+                                     pid="forger", body=b'{"status": 4}')
+        self.assertEqual(code, 400)
+        self.assertIn(b"wrote no", body)
+        self.assertFalse(self.driver.done.called, "the job did not end")
+        code, body = yield self.http(b"PUT", "/task")
+        again = json.loads(body)
+        self.assertEqual((again["type"], again["id"]), ("reducer", reducer["id"]))
+        seed_work(again)
+        code, _ = yield self.http(b"POST", f"/task/reducer/{again['id']}/status",
+                                  body=b'{"status": 4}')
+        self.assertEqual(code, 200)
+        with open(os.path.join(self.config.output, f"out-{again['id']}")) as f:
+            counted = sum(int(line.split()[1]) for line in f)
+        words = 0
+        for name in os.listdir(self.config.input):
+            with open(os.path.join(self.config.input, name)) as f:
+                words += len(f.read().split())
+        self.assertEqual(counted, words, "every word of the input, once")
+        self.assertTrue(self.coordinator.scheduler.ok, "the job finished, with its output")
+
+    @defer.inlineCallbacks
     def test_seed_worker_files_feed_txmr_reducers(self):
         """
         A seed worker writes its map output in place, as `word 1` lines; a
