@@ -5,10 +5,11 @@ A worker of the seed system, as its code behaves on Python 3.11+: it asks
 posts `{"status": 4}` to `/task/TaskType.mapper/ID/status` (a str-mixin
 Enum formats as its qualified name since Python 3.11).
 
-    python tests/seed_worker.py URL PID [maps-only]
+    python tests/seed_worker.py URL PID [maps-only] [stale]
 
 With C{maps-only}, it leaves (exits 3) when handed a reduce, as a worker
-that dies would.
+that dies would; with C{stale}, its first map stalls past its lease
+($SEED_STALL seconds), then writes garbage as its output.
 """
 
 import json
@@ -61,7 +62,18 @@ def do_reduce(task):
         f.writelines(f"{w} {n}\n" for w, n in counts.items())
 
 
-def main(url, pid, maps_only=False):
+def stale_map(task):
+    """
+    A map that stalls past its lease, then writes garbage in place of its
+    output, as a late worker's half-written files would be.
+    """
+    time.sleep(float(os.environ.get("SEED_STALL", "4")))
+    for bucket in range(task["n_buckets"]):
+        with open(os.path.join(task["o_path"], f"mr-{task['id']}-{bucket}"), "w") as f:
+            f.write("stale-garbage 1000000\n")
+
+
+def main(url, pid, maps_only=False, stale=False):
     while True:
         code, body = call(url + "/task", "PUT", pid)
         answer = json.loads(body)
@@ -73,7 +85,11 @@ def main(url, pid, maps_only=False):
         if maps_only and answer["type"] == "reducer":
             return 3
         try:
-            (do_map if answer["type"] == "mapper" else do_reduce)(answer)
+            if stale and answer["type"] == "mapper":
+                stale_map(answer)
+                stale = False
+            else:
+                (do_map if answer["type"] == "mapper" else do_reduce)(answer)
         except OSError:
             # Its attempt's directory is gone: the attempt no longer counts
             # (its driver was restarted, or its lease ran out).
@@ -83,4 +99,5 @@ def main(url, pid, maps_only=False):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["maps-only"]))
+    sys.exit(main(sys.argv[1], sys.argv[2], "maps-only" in sys.argv[3:],
+                  "stale" in sys.argv[3:]))

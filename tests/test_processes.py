@@ -438,6 +438,26 @@ class SeedWorkerTests(unittest.TestCase):
         self.assertEqual(cluster.wait(timeout=60), 0, cluster.log())
         self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
 
+    def test_a_seed_worker_past_its_lease_writes_nowhere_that_counts(self):
+        """
+        A seed worker stalls on its map past its lease (2 s); a txmr worker
+        takes the map over and its output is committed; then the seed
+        worker wakes and writes garbage as that map's output: it lands in
+        no file any reducer reads, and the answer is exact.
+        """
+        cluster = Cluster(self, maps=2, reduces=2)
+        write_corpus(cluster.input, files=4)
+        # It lingers so that the late worker, no longer waited for, is told
+        # the job is over when it wakes.
+        cluster.start_driver("--http-lease", "2", "--linger", "15")
+        seed = self.start_seed_worker(cluster, "seed", "stale")
+        wait_for(lambda: "to HTTP worker" in cluster.log(), 30, "the seed worker's map")
+        cluster.start_worker("txmr")
+        wait_for(lambda: "job finished" in cluster.log(), 60, "the job to finish")
+        self.assertEqual(seed.wait(30), 0, cluster.log("seed"))
+        self.assertEqual(read_any_output(cluster.output, 2), counted(cluster.input))
+        self.assertIn("lease of 2s ran out", cluster.log())
+
     def test_seed_worker_beside_a_txmr_worker_on_small_files(self):
         cluster = Cluster(self, maps=6, reduces=2)
         write_corpus(cluster.input, files=12, lines=2000)
