@@ -10,6 +10,7 @@ import socket
 import time
 
 from twisted.internet import defer, reactor, threads
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
@@ -80,6 +81,26 @@ class SecretTests(HTTPFixture, unittest.TestCase):
         response = yield Agent(reactor).request(b"PUT", self.url("/task"), headers)
         body = yield read_body(response)
         self.assertEqual(json.loads(body)["type"], "mapper")
+
+    @defer.inlineCallbacks
+    def test_the_access_log_never_shows_the_secret(self):
+        """
+        Over a real socket, as a browser polls: the request line and the
+        Referer carry the token; the access log shows neither.
+        """
+        from tests.test_auth import collect_log
+
+        log = collect_log(self)
+        for _ in range(3):
+            code, _, _ = yield self.get("/api/job?token=s3cret",
+                                        f"Referer: http://127.0.0.1:{self.port}/?token=s3cret")
+            self.assertEqual(code, 200)
+        yield deferLater(reactor, 0.1, lambda: None)
+        access = [line for line in log if '"GET /api/job' in line]
+        self.assertEqual(len(access), 3, log)
+        for line in access:
+            self.assertNotIn("s3cret", line)
+            self.assertIn("token=REDACTED", line)
 
     @defer.inlineCallbacks
     def test_page_trades_the_token_for_a_cookie(self):

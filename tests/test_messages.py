@@ -90,3 +90,20 @@ class ReconnectLineTests(unittest.TestCase):
         self.assertFalse([line for line in lines if "object at 0x" in line], lines)
         self.assertIn("cannot reach the driver at tcp:host=127.0.0.1:port=1 for 1.5s",
                       result.stdout + result.stderr)
+
+
+class HostFieldTests(MemoryDriverMixin, unittest.TestCase):
+    maps = 1
+    files = 1
+
+    def test_a_hello_host_of_junk_is_cut_in_the_log_and_the_worker_list(self):
+        log = collect_log(self)
+        client = self.connect(hello=False)
+        answer = self.successResultOf(self.call(
+            client, protocol.Hello, version=protocol.PROTOCOL_VERSION, host="x" * 60_000,
+            pid=1))
+        worker = self.scheduler.workers[answer["worker"]]
+        self.assertEqual(worker.info.host, "x" * 253)
+        joined = [line for line in log if " joined from " in line]
+        self.assertEqual(len(joined), 1)
+        self.assertLess(len(joined[0]), 400)

@@ -20,6 +20,9 @@ from txmr.driver.strangers import Strangers
 
 log = Logger()
 
+# The longest host name a worker may give (DNS names have at most 253).
+MAX_HOST = 253
+
 # A joined worker answers a ping every heartbeat period: silent for this
 # many periods past the heartbeat timeout, its connection is dropped even
 # where the heartbeat no longer runs (once the job is over).
@@ -174,7 +177,7 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
         return {"nonce": self._challenge}
 
     def _refuse(self, host, pid, why):
-        log.warn("refused a worker from {host} (pid {pid}): {why}", host=host[:100], pid=pid,
+        log.warn("refused a worker from {host} (pid {pid}): {why}", host=host[:MAX_HOST], pid=pid,
                  why=why)
         # No second guess on this connection: close it once the refusal is
         # sent.
@@ -208,6 +211,9 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
             raise protocol.VersionMismatch(
                 f"driver speaks version {protocol.PROTOCOL_VERSION}, not {version}")
         answer = self._prove(host, pid, nonce, proof)
+        # A host name has at most 253 characters: more is junk, which would
+        # fill the log and the status page.
+        host = host[:MAX_HOST]
         if self.worker is None:
             if self.factory is not None:
                 self.factory.known(self)
