@@ -7,6 +7,7 @@ one-process reference, in the same run, on the same data, same output.
     python bench/wordcount.py --runs 5          # 5 pairs of runs, alternating; the median
     python bench/wordcount.py --scale           # also 1 GiB in one file, and forced spills
     python bench/wordcount.py --engines txmr,spark   # also txmr run --engine spark, local[2]
+    python bench/wordcount.py --shared-nothing  # txmr's workers share no directory
 
 The corpus is made by ../shared/bench/gen_corpus.py when missing; the
 reference is ../shared/bench/ref_wordcount.py (override with --shared).
@@ -29,6 +30,9 @@ from txmr.local import twistd
 from txmr.core.spec import DEFAULT_MEMORY
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# --shared-nothing: the driver has no --intermediate; each worker keeps its
+# map output in a work directory of its own and serves it over HTTP.
+SHARED_NOTHING = False
 ROOT = os.path.dirname(HERE)
 
 
@@ -71,8 +75,9 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
     """
     os.makedirs(work)
     address = f"unix:path={work}/driver.sock"
+    intermediate = [] if SHARED_NOTHING else ["--intermediate", f"{work}/mid"]
     args = twistd() + ["--pidfile=", "-n", "txmr-driver", "--input", corpus,
-                       "--intermediate", f"{work}/mid", "--output", f"{work}/out",
+                       *intermediate, "--output", f"{work}/out",
                        "--mappers", str(maps), "--reducers", str(reduces),
                        "--listen", f"unix:{work}/driver.sock",
                        # As txmr run: the driver exits as soon as its workers heard.
@@ -85,8 +90,9 @@ def run_txmr(corpus, work, maps, reduces, workers, memory=None):
     procs = []
     for i in range(workers):
         with open(f"{work}/worker-{i}.log", "wb") as log:
-            procs.append(spawn(twistd() + ["--pidfile=", "-n", "txmr-worker", "--driver", address],
-                               log))
+            own = ["--work-dir", f"{work}/worker-{i}"] if SHARED_NOTHING else []
+            procs.append(spawn(twistd() + ["--pidfile=", "-n", "txmr-worker", "--driver", address,
+                                           *own], log))
     code, driver_rss = reap(driver)
     elapsed = time.perf_counter() - started
     worker_rss = [reap(p)[1] for p in procs]
@@ -216,12 +222,15 @@ def bench_txmr(corpus, work, label, maps, reduces, workers, memory, reference):
     ref_out, ref_secs = reference
     secs, driver_rss, worker_rss = run_txmr(corpus, os.path.join(work, label), maps, reduces,
                                             workers, memory)
-    reduce_rss = reduce_alone(os.path.join(work, label), maps, memory)
+    # Shared-nothing: no map output is left in one place to run a reduce on.
+    reduce_rss = (None if SHARED_NOTHING
+                  else reduce_alone(os.path.join(work, label), maps, memory))
     ok = same_output(ref_out, os.path.join(work, label, "out"))
-    row(f"{label}: txmr, {workers} workers, -m {maps} -r {reduces}"
+    row(f"{label}: txmr, {workers} workers" + (" sharing no directory" if SHARED_NOTHING else "")
+        + f", -m {maps} -r {reduces}"
         + (f" --memory {memory}" if memory else ""), secs, ref_secs,
-        f"driver {driver_rss:.0f} MiB, workers {', '.join(f'{r:.0f}' for r in worker_rss)} MiB;"
-        f" a reduce task alone {reduce_rss:.0f} MiB")
+        f"driver {driver_rss:.0f} MiB, workers {', '.join(f'{r:.0f}' for r in worker_rss)} MiB"
+        + (f"; a reduce task alone {reduce_rss:.0f} MiB" if reduce_rss is not None else ""))
     if not ok:
         raise SystemExit(f"{label}: txmr's output differs from the reference")
     return ref_secs / secs
@@ -241,7 +250,12 @@ def main():
                         "after the reference")
     p.add_argument("--corpus", help="an existing input directory instead of the 256 MiB "
                                     "corpus (to try the benchmark on a small one)")
+    p.add_argument("--shared-nothing", action="store_true",
+                   help="txmr's driver without --intermediate: each worker keeps its map "
+                        "output in a work directory of its own and reducers fetch it over HTTP")
     a = p.parse_args()
+    global SHARED_NOTHING
+    SHARED_NOTHING = a.shared_nothing
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
     for engine in engines:
         if engine not in ("txmr", "spark"):

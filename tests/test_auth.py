@@ -387,7 +387,7 @@ class Impostor(amp.AMP):
         return {"nonce": protocol.new_nonce()}
 
     @protocol.Hello.responder
-    def hello(self, version, host, pid, nonce=None, proof=None):
+    def hello(self, version, host, pid, nonce=None, proof=None, url=None):
         self.factory.heard.append(("Hello", proof))
         made_up = None if self.factory.connections == 1 else os.urandom(32)
         return {"worker": "w1", "job": self.factory.spec.job, "heartbeat": 1.0,

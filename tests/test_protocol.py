@@ -265,7 +265,7 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
         self.assertTrue(os.path.exists(committed))
         self.run_job(client)
         self.assertEqual(self.successResultOf(self.driver.done), 0)
-        self.assertEqual(sorted(os.listdir(self.config.output)), ["out-0"])
+        self.assertEqual(sorted(os.listdir(self.config.output)), ["_SUCCESS", "out-0"])
         third = makeService(dataclasses.replace(self.config), self.reactor)
         third.coordinator.plan.release()
 

@@ -5,7 +5,8 @@ The scheduling core on its own: no network, time passed in by hand.
 from twisted.trial import unittest
 
 from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
-from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
+from txmr.core.instructions import (
+    Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver, OutputLost)
 from txmr.core.scheduler import Scheduler
 from txmr.core.model import WorkerInfo
 from txmr.core.states import AttemptState, JobState, TaskState, Via
@@ -216,13 +217,34 @@ class FaultTests(unittest.TestCase):
         self.assertIsNone(s.assign("a", 6))
 
     def test_lost_workers_do_not_count_as_failures(self):
-        s = make(maps=1, max_attempts=1)
-        for n in range(5):
+        s = make(maps=1, max_attempts=2)
+        for n in range(3):
             s.register(str(n), n)
             s.assign(str(n), n)
             s.lose(str(n), n)
         self.assertEqual(s.state, JobState.RUNNING)
         self.assertEqual(s.maps[0].failures, 0)
+        self.assertEqual(s.maps[0].losses, 3)
+
+    def test_a_task_that_keeps_losing_its_worker_fails_the_job(self):
+        """
+        A task that kills every worker it runs on (a crash, all its
+        memory), under a supervisor that starts new ones: twice
+        --max-attempts losses, and the job fails saying so.
+        """
+        s = make(maps=2, max_attempts=2)
+        s.register("bystander", 0)
+        other = s.assign("bystander", 0)
+        for n in range(4):
+            s.register(str(n), n)
+            attempt = s.assign(str(n), n)
+            self.assertEqual(attempt.task.index, 1 - other.task.index)
+            out = s.lose(str(n), n)
+        self.assertEqual(out[-1], JobOver(ok=False))
+        self.assertEqual(s.state, JobState.FAILED)
+        self.assertIn(f"map task {attempt.task.index} lost its worker 4 times while running",
+                      s.failure.message())
+        self.assertEqual(other.state, AttemptState.KILLED)
 
     def test_task_timeout(self):
         s = make(maps=1, task_timeout=30)
@@ -413,3 +435,94 @@ class FaultTests(unittest.TestCase):
         s.lose("a", 1)
         e = self.assertRaises(StaleReport, s.report_done, "a", "map", 0, a.id)
         self.assertIs(e.leftover, a)
+
+
+class SharedNothingTests(unittest.TestCase):
+    """
+    Map output kept by the workers that wrote it: lost with a worker, or
+    when a reducer cannot fetch it, the map runs again.
+    """
+
+    def setUp(self):
+        self.s = make(maps=2, reduces=2, shared_nothing=True)
+        for w in "abc":
+            self.s.register(w, 0)
+        self.m0 = self.s.assign("a", 0)
+        self.m1 = self.s.assign("b", 0)
+        finish(self.s, "a", self.m0, 1)
+        finish(self.s, "b", self.m1, 1)
+
+    def test_lost_worker_runs_its_maps_again_while_reduces_need_them(self):
+        s = self.s
+        r0 = s.assign("c", 2)
+        out = s.lose("a", 3)
+        self.assertIn(OutputLost(self.m0), out)
+        self.assertIn(Cancel(r0), out, "the running reduce would read the lost output")
+        self.assertEqual([t.state for t in s.maps], [READY, FINISHED])
+        self.assertEqual([t.state for t in s.reduces], [BLOCKED, BLOCKED])
+        self.assertEqual(self.m0.state, AttemptState.LOST)
+        self.assertEqual(s.reduces[0].failures, 0)
+        self.assertEqual(s.maps[0].failures, 0, "a lost worker is no fault of the map")
+        again = s.assign("b", 4)
+        self.assertEqual(again.task, s.maps[0])
+        self.assertIsNone(s.assign("c", 4), "the reduces wait for the map")
+        finish(s, "b", again, 5)
+        self.assertEqual([t.state for t in s.reduces], [READY, READY])
+        for w in "bc":
+            finish(s, w, s.assign(w, 6), 7)
+        self.assertEqual(s.state, JobState.FINISHED)
+
+    def test_a_finished_reduce_stays_finished(self):
+        s = self.s
+        r0 = s.assign("c", 2)
+        finish(s, "c", r0, 3)
+        s.lose("a", 4)
+        self.assertEqual([t.state for t in s.reduces], [FINISHED, BLOCKED])
+        finish(s, "b", s.assign("b", 5), 6)
+        self.assertEqual([t.state for t in s.reduces], [FINISHED, READY])
+        self.assertEqual(finish(s, "c", s.assign("c", 7), 8), [JobOver(ok=True)])
+
+    def test_no_reduce_left_nothing_runs_again(self):
+        s = self.s
+        for w in "bc":
+            finish(s, w, s.assign(w, 2), 3)
+        self.assertTrue(s.over)
+        self.assertEqual(s.lose("a", 4), [])
+        self.assertEqual(s.maps[0].state, FINISHED)
+
+    def test_fetch_failure_reported_by_a_reduce(self):
+        s = self.s
+        r0 = s.assign("c", 2)
+        r1 = s.assign("a", 2)
+        out = s.map_output_lost(1, self.m1.id, 3, ("c", 0, r0.id), why="HTTP 404")
+        self.assertEqual(out[0], GivenBack(r0))
+        self.assertIn(OutputLost(self.m1), out)
+        self.assertIn(Cancel(r1), out)
+        self.assertEqual(r0.state, AttemptState.LOST)
+        self.assertEqual([t.failures for t in s.reduces], [0, 0], "no reduce is blamed")
+        self.assertEqual(s.maps[1].failures, 1)
+        self.assertEqual([t.state for t in s.maps], [FINISHED, READY])
+        # A second report of the same loss, or of an attempt that is not the
+        # committed one, is refused and changes nothing.
+        self.assertRaises(StaleReport, s.map_output_lost, 1, self.m1.id, 4, ("a", 1, r1.id))
+        self.assertRaises(StaleReport, s.map_output_lost, 0, self.m0.id + 100, 4)
+
+    def test_output_lost_again_and_again_fails_the_job(self):
+        s = make(maps=1, reduces=1, shared_nothing=True, max_attempts=2)
+        s.register("a", 0)
+        for now in (1, 3):
+            m = s.assign("a", now)
+            finish(s, "a", m, now)
+            r = s.assign("a", now)
+            out = s.map_output_lost(0, m.id, now + 1, ("a", 0, r.id))
+        self.assertEqual(out[-1], JobOver(ok=False))
+        self.assertIn("its output was lost", s.failure.message())
+
+    def test_shared_directory_output_is_never_lost(self):
+        s = make(maps=1, reduces=1)
+        s.register("a", 0)
+        m = s.assign("a", 0)
+        finish(s, "a", m, 1)
+        self.assertRaises(SchedulingError, s.map_output_lost, 0, m.id, 2)
+        self.assertEqual(s.lose("a", 2), [])
+        self.assertEqual(s.maps[0].state, FINISHED)

@@ -14,7 +14,7 @@ from hypothesis.stateful import (
 from twisted.trial import unittest
 
 from txmr.core.errors import SchedulingError
-from txmr.core.instructions import JobOver
+from txmr.core.instructions import JobOver, OutputLost
 from txmr.core.scheduler import Scheduler
 from txmr.core.states import AttemptState, JobState, Kind, TaskState
 
@@ -22,16 +22,20 @@ from txmr.core.states import AttemptState, JobState, Kind, TaskState
 class SchedulerStories(RuleBasedStateMachine):
     @initialize(maps=st.integers(1, 4), reduces=st.integers(1, 3),
                 max_attempts=st.integers(1, 4), timeout=st.sampled_from([None, 5.0]),
-                skipping=st.booleans())
-    def plan(self, maps, reduces, max_attempts, timeout, skipping):
+                skipping=st.booleans(), shared_nothing=st.booleans())
+    def plan(self, maps, reduces, max_attempts, timeout, skipping, shared_nothing):
         self.s = Scheduler([[[f"f{i}", 0, 10]] for i in range(maps)], reduces,
                            max_attempts=max_attempts, task_timeout=timeout,
                            speculate_after=3.0, blacklist_after=2,
-                           skip_bad_records=skipping)
+                           skip_bad_records=skipping, shared_nothing=shared_nothing)
         self.now = 0.0
         self.ids = 0
         self.committed = {}
         self.job_overs = 0
+        # For each reduce attempt handed out: the map attempts it reads
+        # (the committed ones when it started), and whether they were
+        # still committed when it committed (fencing).
+        self.reads = {}
 
     def live(self):
         return [w for w in self.s.workers.values() if not w.lost]
@@ -41,6 +45,13 @@ class SchedulerStories(RuleBasedStateMachine):
 
     def follow(self, instructions):
         self.job_overs += sum(isinstance(i, JobOver) for i in instructions)
+        for lost in (i.attempt for i in instructions if isinstance(i, OutputLost)):
+            # Its output is gone: the map may be committed again, once.
+            assert self.s.shared_nothing
+            self.committed[lost.task.key].remove(lost.id)
+
+    def committed_maps(self):
+        return [m for m in self.s.maps if m.winner is not None]
 
     # -- events ---------------------------------------------------------------
 
@@ -59,14 +70,16 @@ class SchedulerStories(RuleBasedStateMachine):
     def time_passes(self, seconds):
         self.now += seconds
         for worker in self.s.silent(self.now, 10.0):
-            self.s.lose(worker.id, self.now)
+            self.follow(self.s.lose(worker.id, self.now))
         self.follow(self.s.check_timeouts(self.now))
 
     @precondition(lambda self: self.live())
     @rule(data=st.data())
     def ask(self, data):
         worker = data.draw(st.sampled_from(self.live()))
-        self.s.assign(worker.id, self.now)
+        attempt = self.s.assign(worker.id, self.now)
+        if attempt is not None and attempt.task.kind is Kind.REDUCE:
+            self.reads[attempt.id] = [m.winner.id for m in self.s.maps]
 
     @precondition(lambda self: self.running())
     @rule(data=st.data(), commit_fails=st.booleans())
@@ -77,8 +90,40 @@ class SchedulerStories(RuleBasedStateMachine):
         if commit_fails:
             self.follow(self.s.commit_failed(commit, self.now, "OSError"))
         else:
+            if task.kind is Kind.REDUCE:
+                # Fencing: a reduce commits only output read from the maps'
+                # committed attempts.
+                assert self.reads[attempt.id] == [m.winner and m.winner.id
+                                                  for m in self.s.maps], attempt
             self.committed.setdefault(task.key, []).append(attempt.id)
             self.follow(self.s.committed(commit, self.now))
+
+    @precondition(lambda self: self.committed_maps())
+    @rule(data=st.data(), reported=st.booleans())
+    def map_output_lost(self, data, reported):
+        """
+        A reducer cannot fetch a committed map's output: with a running
+        reduce attempt as the reporter, or none.
+        """
+        task = data.draw(st.sampled_from(self.committed_maps()))
+        reduces = [a for a in self.running() if a.task.kind is Kind.REDUCE]
+        reporter = None
+        if reported and reduces:
+            attempt = data.draw(st.sampled_from(reduces))
+            reporter = (attempt.worker, attempt.task.index, attempt.id)
+        before = self.snapshot()
+        failures = {t.key: t.failures for t in self.s.reduces}
+        try:
+            self.follow(self.s.map_output_lost(task.index, task.winner.id, self.now, reporter))
+        except SchedulingError:
+            assert not self.s.shared_nothing
+            assert self.snapshot() == before, "a refused loss changed the state"
+            return
+        assert self.s.shared_nothing
+        if not self.s.over:
+            assert task.state is TaskState.READY, task
+            # The reducers that were given back or cancelled are not blamed.
+            assert failures == {t.key: t.failures for t in self.s.reduces}
 
     @precondition(lambda self: self.running())
     @rule(data=st.data(), bad_record=st.booleans())
@@ -139,19 +184,38 @@ class SchedulerStories(RuleBasedStateMachine):
                 assert not running, f"{task} {task.state.name} with a running attempt"
             if task.kind is Kind.REDUCE and any(m.state is not TaskState.FINISHED
                                                 for m in self.s.maps):
-                assert task.state is TaskState.BLOCKED, task
+                # A reduce that finished before a map's output was lost
+                # stays finished; the others wait for the map.
+                assert task.state in (TaskState.BLOCKED, TaskState.FINISHED), task
+
+    @invariant()
+    def lost_output_runs_again(self):
+        """
+        Shared-nothing: a map whose committed output went with its worker is
+        not FINISHED while a reduce still needs it.
+        """
+        if not self.s.shared_nothing or self.s.over:
+            return
+        if all(r.state is TaskState.FINISHED for r in self.s.reduces):
+            return
+        for task in self.s.maps:
+            if task.winner is not None:
+                assert not self.s.workers[task.winner.worker].lost, task
 
     @invariant()
     def failures_bounded(self):
         for task in self.s.tasks():
             assert task.failures <= self.s.max_attempts, task
+            assert task.losses <= self.s.max_losses, task
 
     @invariant()
     def job_state_follows_tasks(self):
         finished = all(t.state is TaskState.FINISHED for t in self.s.reduces)
         assert (self.s.state is JobState.FINISHED) == finished
         if self.s.state is JobState.FAILED:
-            assert self.s.failure.task.failures >= self.s.max_attempts
+            task = self.s.failure.task
+            assert (task.failures >= self.s.max_attempts
+                    or task.losses >= self.s.max_losses and self.s.failure.lost)
         assert self.job_overs == (1 if self.s.over else 0)
         if self.s.over:
             assert not self.running()

@@ -95,7 +95,7 @@ class FakeDriver(amp.AMP):
         return answer_to_json(self._next()) if ask else {}
 
     @protocol.Hello.responder
-    def hello(self, version, host, pid, nonce=None, proof=None):
+    def hello(self, version, host, pid, nonce=None, proof=None, url=None):
         self.heard.append(("Hello", dict(version=version, host=host, pid=pid, proof=proof)))
         if self.refuse is not None:
             raise self.refuse
@@ -114,7 +114,7 @@ class FakeDriver(amp.AMP):
         return answer_to_json(answer)
 
     @protocol.TaskDone.responder
-    def task_done(self, kind, index, attempt, counters, ask=None):
+    def task_done(self, kind, index, attempt, counters, ask=None, output=None):
         self.heard.append(("TaskDone", dict(kind=kind, index=index, attempt=attempt,
                                             counters=counters, ask=ask)))
         return self._after_report(attempt, ask)

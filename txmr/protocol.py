@@ -11,7 +11,12 @@ when the job ends.  A task and an answer are read and written by
 L{txmr.core.spec}, the only code that knows their fields.
 
 No bulk data crosses this protocol: task specifications and reports are
-small JSON documents, and files move through the shared file system.  A value
+small JSON documents, and files move through the shared file system, or,
+for a driver without an intermediate directory (shared-nothing), map
+output moves from worker to worker over HTTP (L{txmr.worker.serve},
+L{txmr.data.fetch}): a worker tells the driver its URL in L{Hello}, a map's
+L{TaskDone} carries its files' checksums, and a reducer that cannot fetch
+one says so with L{MapOutputLost}.  A value
 that may outgrow AMP's 64 KiB limit (a task's list of splits, a traceback) is
 a L{BigJSON} or L{BigUnicode}, which spreads over several AMP keys.
 
@@ -36,7 +41,10 @@ from txmr.core.errors import StaleReport, UnknownTask, UnknownWorker
 # workers' map output.
 # 4: the secret no longer crosses the wire: L{Challenge}, then proofs both
 # ways in L{Hello}.
-PROTOCOL_VERSION = 4
+# 5: shared-nothing map output: a worker's C{url} in L{Hello} and the job's
+# C{uuid} in its answer, a map's C{output} in L{TaskDone}, and
+# L{MapOutputLost}.
+PROTOCOL_VERSION = 5
 
 # Attempts an AMP worker may hold at once: one running, and one to run next
 # (asked for while the first runs, when tasks are quick).
@@ -206,6 +214,11 @@ class Hello(amp.Command):
     side sends the secret, and each knows the other knows it.  A driver
     without a secret answers no C{proof}; a worker with a secret does not
     trust it.  The version is checked first (L{VersionMismatch}).
+
+    C{url}, optional, is where the worker serves the map output it keeps
+    (C{http://HOST:PORT} or C{https://...}), for a driver without a shared
+    intermediate directory; the answer's C{uuid} names the job, as the
+    worker's server and the reducers' requests name it.
     """
 
     arguments = [
@@ -214,12 +227,14 @@ class Hello(amp.Command):
         (b"pid", amp.Integer()),
         (b"nonce", amp.String(optional=True)),
         (b"proof", amp.String(optional=True)),
+        (b"url", amp.Unicode(optional=True)),
     ]
     response = [
         (b"worker", amp.Unicode()),
         (b"job", amp.Unicode()),
         (b"heartbeat", amp.Float()),
         (b"proof", amp.String(optional=True)),
+        (b"uuid", amp.Unicode(optional=True)),
     ]
     errors = {VersionMismatch: b"VERSION_MISMATCH", Unauthorized: b"UNAUTHORIZED"}
 
@@ -262,6 +277,15 @@ class TaskDone(amp.Command):
     report is refused with L{StaleReport}.  A refusal changes nothing.
     With C{ask}, the answer is also the worker's next action, as for
     L{GetTask} with C{wait} false.
+
+    A map of a shared-nothing job keeps its files on the worker: its
+    C{output} is C{{"sums": [...], "sizes": [...]}}, the checksum
+    (L{txmr.data.fetch.checksum}) and size of each partition, which the
+    reducers check.  Its report is answered (without error) only when the
+    attempt was committed: from then on, and only then, the worker serves
+    its files.  One that cannot be committed (no valid C{output}, or a
+    worker that told no URL in its Hello) fails, as a commit that fails
+    does, and the report is answered with L{StaleReport}.
     """
 
     arguments = [
@@ -270,6 +294,7 @@ class TaskDone(amp.Command):
         (b"attempt", amp.Integer()),
         (b"counters", BigJSON()),
         _ASK,
+        (b"output", BigJSON(optional=True)),
     ]
     response = _NEXT
     errors = _REFUSALS
@@ -289,6 +314,33 @@ class TaskFailed(amp.Command):
         (b"error", amp.Unicode()),
         (b"traceback", BigUnicode()),
         (b"record", BigJSON()),
+        _ASK,
+    ]
+    response = _NEXT
+    errors = _REFUSALS
+
+
+class MapOutputLost(amp.Command):
+    """
+    Worker to driver, in a shared-nothing job: reduce attempt C{attempt} of
+    task C{index} could not fetch its partition of map task C{map_index}'s
+    committed attempt C{map_attempt} (its host is gone, the file is
+    missing, or it arrived with the wrong checksum; C{error} says which).
+    The driver marks that map's output lost and runs the map again; the
+    reduce attempt is given back without counting as a failure, and the
+    reduce runs again once the map is committed.  A report about an attempt
+    that is not running, or a map attempt that is not the committed one, is
+    refused (L{StaleReport}) and changes nothing.  C{ask} as for
+    L{TaskDone}.
+    """
+
+    arguments = [
+        (b"kind", amp.Unicode()),
+        (b"index", amp.Integer()),
+        (b"attempt", amp.Integer()),
+        (b"map_index", amp.Integer()),
+        (b"map_attempt", amp.Integer()),
+        (b"error", amp.Unicode()),
         _ASK,
     ]
     response = _NEXT

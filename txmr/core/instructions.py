@@ -52,6 +52,16 @@ class GivenBack:
 
 
 @dataclass(frozen=True)
+class OutputLost:
+    """
+    The committed map attempt's output, kept by the worker that wrote it,
+    can no longer be read: its task is READY again, and the reduces wait.
+    """
+
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
 class Blacklisted:
     """
     The worker's attempts kept failing on tasks that succeeded elsewhere: it

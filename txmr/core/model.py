@@ -49,6 +49,9 @@ class Task:
         workers do not count.
     @ivar record_failures: for skipping mode, how often each input record
         was named by a failed attempt; C{skip} holds the records to skip.
+    @ivar losses: attempts lost with their worker while they ran.  Not the
+        task's fault, usually; but a task that kills its worker (a crash, all
+        its memory) would otherwise be retried for ever.
     """
 
     kind: Kind
@@ -57,6 +60,7 @@ class Task:
     state: TaskState = TaskState.READY
     attempts: list = field(default_factory=list)
     failures: int = 0
+    losses: int = 0
     winner: Attempt | None = None
     counters: dict = field(default_factory=dict)
     record_failures: dict = field(default_factory=dict)
@@ -121,8 +125,14 @@ class JobFailure:
     task: Task
     error: str
     attempt: Attempt
+    # The task lost its worker too often, rather than failed.
+    lost: bool = False
 
     def message(self):
+        if self.lost:
+            return (f"{self.task} lost its worker {self.task.losses} times while running (it "
+                    f"may be what kills it: a crash, or all its memory); last, attempt "
+                    f"{self.attempt.id} on worker {self.attempt.worker}: {self.error}")
         return (f"{self.task} failed {self.task.failures} times; last, attempt "
                 f"{self.attempt.id} on worker {self.attempt.worker}: {self.error}")
 

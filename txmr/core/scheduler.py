@@ -23,18 +23,23 @@ doors, the inline runner and the tests all drive the same L{Scheduler}:
     yields when only blacklisted workers are left, so that no job ever
     waits with ready tasks and idle workers;
   - a run resumed from the driver's journal starts with the tasks an
-    earlier run committed (L{restore}).
+    earlier run committed (L{restore});
+  - where map output stays on the disk of the worker that wrote it
+    (C{shared_nothing}), a map whose output is lost (its worker is lost, or
+    a reducer cannot fetch it: L{map_output_lost}) is READY again while any
+    reduce still needs it, and the reduces wait for it (the paper's rule).
 """
 
 from txmr.core import counters
 from txmr.core.errors import SchedulingError, StaleReport, UnknownTask, UnknownWorker
 from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
 from txmr.core.model import Attempt, JobFailure, SkippedRecord, Task, Worker, WorkerInfo
+from txmr.core.lost_output import LostOutput
 from txmr.core.placement import Placement
 from txmr.core.states import AttemptState, JobState, Kind, TaskState, Via
 
 
-class Scheduler:
+class Scheduler(LostOutput):
     """
     The state machine of one job.
 
@@ -51,21 +56,27 @@ class Scheduler:
         fail twice are skipped by later attempts.
     @param seed_workers: whether the seed's HTTP workers may run this job's
         tasks (they run word count only).
+    @param shared_nothing: map output stays on the worker that wrote it:
+        a lost worker's committed maps run again while reduces need them.
     """
 
     def __init__(self, map_inputs, n_reduce, max_attempts=4, task_timeout=None,
                  speculation=True, speculate_after=10.0, blacklist_after=3,
-                 skip_bad_records=False, seed_workers=True):
+                 skip_bad_records=False, seed_workers=True, shared_nothing=False):
         if not map_inputs or n_reduce < 0:
             raise ValueError("a job needs at least one map task")
         self.maps = [Task(Kind.MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
         self._whole_files = _whole_file_tasks(self.maps)
         self.reduces = [Task(Kind.REDUCE, i, state=TaskState.BLOCKED) for i in range(n_reduce)]
         self.max_attempts = max_attempts
+        # Lost workers are rarely a task's fault: a task may lose twice as
+        # many as it may fail before the job gives up on it.
+        self.max_losses = 2 * max_attempts
         self.task_timeout = task_timeout
         self.blacklist_after = blacklist_after
         self.skip_bad_records = skip_bad_records
         self.seed_workers = seed_workers
+        self.shared_nothing = shared_nothing
         self.workers = {}
         self.attempts = {}
         self.placement = Placement(self.maps, speculation, speculate_after)
@@ -169,8 +180,7 @@ class Scheduler:
             self.skipped_records.append(SkippedRecord(task.kind, task.index, record))
         self._unfinished[task.kind] -= 1
         if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
-            for reduce in self.reduces:
-                self.placement.ready(reduce)
+            self._unblock_reduces()
         if not any(self._unfinished.values()):
             self.state = JobState.FINISHED
 
@@ -210,9 +220,31 @@ class Scheduler:
             return []
         worker.lost = True
         lost = sorted(worker.attempts, key=lambda a: a.id)
+        out = []
         for attempt in lost:
             self._end_attempt(attempt, AttemptState.LOST, now)
-        return [GivenBack(a) for a in lost]
+            out.append(GivenBack(attempt))
+            out += self._count_loss(attempt, now)
+        return out + self._outputs_lost_with(worker_id, now)
+
+    def _count_loss(self, attempt, now):
+        """
+        A task whose attempts lost their workers C{max_losses} times fails
+        the job: lost workers are not the task's fault, usually, but a task
+        that kills each worker it runs on would otherwise be retried for
+        ever (under a supervisor that restarts workers).
+        """
+        task = attempt.task
+        if task.state is TaskState.FINISHED or self.over:
+            return []
+        task.losses += 1
+        if task.losses < self.max_losses:
+            return []
+        self.state = JobState.FAILED
+        self.failure = JobFailure(task, "its worker was lost while it ran", attempt, lost=True)
+        for other in list(self._running):
+            self._end_attempt(other, AttemptState.KILLED, now)
+        return [JobOver(ok=False)]
 
     def forget(self, worker_id):
         """
@@ -227,6 +259,11 @@ class Scheduler:
             return False
         del self.workers[worker_id]
         return True
+
+    def _unblock_reduces(self):
+        for reduce in self.reduces:
+            if reduce.state is TaskState.BLOCKED:
+                self.placement.ready(reduce)
 
     # -- handing out tasks --------------------------------------------------
 
@@ -384,8 +421,7 @@ class Scheduler:
             out.append(Cancel(other))
         out += self._blame(task, suspects - {attempt.worker})
         if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
-            for reduce in self.reduces:
-                self.placement.ready(reduce)
+            self._unblock_reduces()
         # A map-only job (no reduce task) is over when its maps are.
         if not any(self._unfinished.values()):
             self.state = JobState.FINISHED

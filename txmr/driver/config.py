@@ -39,6 +39,10 @@ class DriverConfig(JobConfig):
     linger: float = 5.0
     journal: str | None = None
     fresh: bool = False
+    # No --intermediate: map output stays on the workers that wrote it
+    # (L{txmr.worker.shuffle}); the driver keeps its own files (journal,
+    # locks) in a temporary directory of its own.
+    shared_nothing: bool = False
 
     def check(self):
         """

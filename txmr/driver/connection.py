@@ -8,6 +8,8 @@ proves it knows it) it is a stranger: it may send little, for a short
 time, and only so many strangers are kept at once (L{DriverFactory}).
 """
 
+import re
+
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -31,7 +33,12 @@ IDLE_PERIODS = 10
 
 # The commands a worker sends, by their names on the wire.
 _COMMANDS = {c.commandName: c for c in (protocol.Challenge, protocol.Hello, protocol.GetTask,
-                                        protocol.TaskDone, protocol.TaskFailed)}
+                                        protocol.TaskDone, protocol.TaskFailed,
+                                        protocol.MapOutputLost)}
+
+# The longest map output URL a worker may give.
+_URL_CHARS = 2000
+_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
 
 
 class DriverFactory(Factory):
@@ -205,7 +212,7 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
         return protocol.driver_proof(secret, challenge, nonce)
 
     @protocol.Hello.responder
-    def hello(self, version, host, pid, nonce=None, proof=None):
+    def hello(self, version, host, pid, nonce=None, proof=None, url=None):
         coordinator = self.coordinator
         if version != protocol.PROTOCOL_VERSION:
             raise protocol.VersionMismatch(
@@ -214,17 +221,22 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
         # A host name has at most 253 characters: more is junk, which would
         # fill the log and the status page.
         host = host[:MAX_HOST]
+        if url is not None and (len(url) > _URL_CHARS or not _URL.match(url)):
+            log.warn("worker from {host} (pid {pid}) gave no valid map output URL: {url!r}",
+                     host=host[:100], pid=pid, url=url[:100])
+            url = None
         if self.worker is None:
             if self.factory is not None:
                 self.factory.known(self)
             config = coordinator.config
             self.setTimeout(config.heartbeat_timeout + IDLE_PERIODS * config.heartbeat)
             self.worker = coordinator.join(WorkerInfo(host=host, pid=pid), peer=self,
-                                           slots=protocol.WORKER_SLOTS)
+                                           slots=protocol.WORKER_SLOTS, url=url)
             log.info("worker {worker} joined from {host} (pid {pid})", worker=self.worker,
                      host=host, pid=pid)
         return {"worker": self.worker, "job": coordinator.job.name,
-                "heartbeat": float(coordinator.config.heartbeat), "proof": answer}
+                "heartbeat": float(coordinator.config.heartbeat), "proof": answer,
+                "uuid": coordinator.job_uuid}
 
     @protocol.GetTask.responder
     def get_task(self, wait=None):
@@ -239,14 +251,20 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
         return answer_to_json(self.coordinator.get_task(self.worker, wait=False))
 
     @protocol.TaskDone.responder
-    def task_done(self, kind, index, attempt, counters, ask=None):
-        self.coordinator.task_done(self._worker(), kind, index, attempt, counters)
+    def task_done(self, kind, index, attempt, counters, ask=None, output=None):
+        self.coordinator.task_done(self._worker(), kind, index, attempt, counters, output=output)
         return self._next(ask)
 
     @protocol.TaskFailed.responder
     def task_failed(self, kind, index, attempt, error, traceback, record, ask=None):
         self.coordinator.task_failed(self._worker(), kind, index, attempt, error, traceback,
                                      record)
+        return self._next(ask)
+
+    @protocol.MapOutputLost.responder
+    def map_output_lost(self, kind, index, attempt, map_index, map_attempt, error, ask=None):
+        self.coordinator.map_output_lost(self._worker(), kind, index, attempt, map_index,
+                                         map_attempt, error)
         return self._next(ask)
 
     def connectionLost(self, reason):

@@ -7,6 +7,9 @@ C{--http} adds an HTTP-only one.  The reactor (clock and endpoints) is
 passed in, so tests run the whole driver on a C{task.Clock}.
 """
 
+import shutil
+import tempfile
+
 from twisted.application import service
 from twisted.application.internet import TimerService
 from twisted.internet import defer, endpoints
@@ -125,6 +128,7 @@ class DriverService(service.MultiService):
 
     def stopService(self):
         self.coordinator.stop()
+        remove_scratch(self.config)
         return super().stopService()
 
 def address_of(host, listened="tcp"):
@@ -155,10 +159,32 @@ def makeService(config, reactor=None, on_exit=None):
     if reactor is None:
         from twisted.internet import reactor
     config.check()
-    plan = plan_job(config, clear=False)
+    if not config.intermediate:
+        # Shared-nothing: map output stays on the workers; the driver's own
+        # files go in a directory of its own, removed when it stops.
+        config.shared_nothing = True
+        config.intermediate = tempfile.mkdtemp(prefix="txmr-driver-")
+    try:
+        plan = plan_job(config, clear=False)
+    except BaseException:
+        remove_scratch(config)
+        raise
+    if config.shared_nothing:
+        plan.scheduler.shared_nothing = True
+        # The seed's workers write their map output in the shared directory.
+        plan.scheduler.seed_workers = False
     try:
         journal = open_journal(config, plan, reactor.seconds())
     except BaseException:
         plan.release()
+        remove_scratch(config)
         raise
     return DriverService(config, plan, reactor, on_exit, journal)
+
+
+def remove_scratch(config):
+    """
+    Remove a shared-nothing driver's own temporary directory.
+    """
+    if config.shared_nothing and config.intermediate:
+        shutil.rmtree(config.intermediate, ignore_errors=True)

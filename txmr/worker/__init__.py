@@ -15,7 +15,10 @@ Its parts, from the outside in:
   - L{session}: L{Session}, one connection's life: Hello, then the loop of
     asking for tasks, running them in batches and reporting them;
   - L{execution}: L{Executor}, which runs a batch of attempts in one thread
-    call, each cancellable alone, and returns typed outcomes.
+    call, each cancellable alone, and returns typed outcomes;
+  - L{shuffle} and L{serve}: for a driver without a shared intermediate
+    directory, the work directory where maps write, the HTTP server of
+    their committed output, and the reduces' fetches of it.
 
 The service owns one executor and, while connected, one session; the
 protocol calls the service, the session calls the protocol and the

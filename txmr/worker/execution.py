@@ -27,6 +27,7 @@ from pathlib import PurePosixPath
 from twisted.logger import Logger
 
 from txmr.data.attempt import RecordError, TaskCancelled
+from txmr.data.fetch import FetchFailed
 from txmr.job import load_job as _load_job
 
 log = Logger()
@@ -36,9 +37,11 @@ log = Logger()
 class Succeeded:
     """
     The attempt ran to its end; its files are written under attempt names.
+    C{output}: a shared-nothing map's partitions' checksums and sizes.
     """
 
     counters: dict
+    output: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,25 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class MapOutputMissing:
+    """
+    A shared-nothing reduce could not fetch a map's committed output: the
+    driver is to run that map again (the attempt is not the reduce's fault).
+    """
+
+    map_index: int
+    map_attempt: int
+    message: str
+
+
+@dataclass(frozen=True)
 class Cancelled:
     """
     The driver cancelled the attempt, before or while it ran.
     """
 
 
-Outcome = Succeeded | Failed | Cancelled
+Outcome = Succeeded | Failed | MapOutputMissing | Cancelled
 
 
 class TaskRefused(Exception):
@@ -153,9 +168,14 @@ class Executor:
     @param load_job: loads a job by its name (default: L{txmr.job.load_job}).
     @param job_allow: glob patterns of the jobs this worker may run (see
         L{job_allowed}); empty: any job.
+    @param shuffle: what runs shared-nothing attempts (a
+        L{txmr.worker.shuffle.Shuffle}), or L{None}: this worker then runs
+        only attempts of jobs with a shared intermediate directory.
     """
 
-    def __init__(self, run_in_thread=None, run_task=None, load_job=None, job_allow=()):
+    def __init__(self, run_in_thread=None, run_task=None, load_job=None, job_allow=(),
+                 shuffle=None):
+        self.shuffle = shuffle
         self.run_in_thread = run_in_thread or _default_thread_runner
         self.run_task = run_task or _run_task
         self.load_job = load_job or _load_job
@@ -247,9 +267,16 @@ class Executor:
             job = self.jobs.get(spec.job)
             if job is None:
                 job = self.jobs[spec.job] = self.load_job(spec.job)
-            return Succeeded(self.run_task(job, spec, cancel))
+            if spec.shuffle is None:
+                return Succeeded(self.run_task(job, spec, cancel))
+            if self.shuffle is None:
+                raise TaskRefused("this worker serves no map output, so it cannot run tasks "
+                                  "of a job without a shared intermediate directory")
+            return Succeeded(*self.shuffle.run(job, spec, cancel, self.run_task))
         except TaskCancelled:
             return Cancelled()
+        except FetchFailed as e:
+            return MapOutputMissing(e.source.map_index, e.source.attempt, str(e))
         except RecordError as e:
             cause = e.error
             return Failed(_one_line(cause), _format(cause), e.record)

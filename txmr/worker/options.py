@@ -7,10 +7,11 @@ prometheus): it starts sooner.
 
 import sys
 
+from twisted.internet import endpoints
 from twisted.python import usage
 
 from txmr.daemon import exit_process, read_secret
-from txmr.tls import TLSConfigError, Trust
+from txmr.tls import TLSConfigError, Trust, check_server, scheme
 from txmr.worker.address import client_endpoint
 
 
@@ -30,6 +31,13 @@ class WorkerOptions(usage.Options):
                                     "driver prove to each other that they know it."],
         ["ca-file", None, None, "A TLS driver's certificate must be signed by a CA in this PEM "
                                 "file (default: the system's trusted roots)."],
+        ["work-dir", None, None, "Keep map output (of a driver without --intermediate) here "
+                                 "(default: a fresh temporary directory, removed at exit)."],
+        ["serve", None, None, "Serve that map output to other workers on this Twisted server "
+                              "endpoint (default: an ephemeral port on the address used to "
+                              "reach the driver; ssl:... for https)."],
+        ["advertise", None, None, "The host name or address other workers reach this one by "
+                                  "(default: the address it serves on)."],
     ]
     optFlags = [
         ["insecure-tls", None, "Do not check a TLS driver's certificate (anyone who can "
@@ -60,6 +68,9 @@ def make_worker_service(options):
     from txmr.worker.service import makeService
 
     def on_exit(code, message):
+        # Its map output is no one's any more (the job is over, or this
+        # worker out of it); a fast exit would not stop the service.
+        service.close_shuffle()
         # A task thread that is still computing would hold up the reactor's
         # shutdown; the driver no longer wants its result.
         exit_process(reactor, code, message, now=service.busy)
@@ -74,12 +85,30 @@ def make_worker_service(options):
         print(f"txmr-worker: error: --driver {options['driver']!r} is not a driver address: {e}",
               file=sys.stderr)
         raise SystemExit(2)
+    from txmr.worker.shuffle import Shuffle
+
+    if options["serve"]:
+        try:
+            if scheme(options["serve"]) == "ssl":
+                check_server(reactor, options["serve"])
+            endpoints.serverFromString(reactor, options["serve"])
+        except TLSConfigError as e:
+            print(f"txmr-worker: error: --serve {e}", file=sys.stderr)
+            raise SystemExit(2)
+        except (ValueError, TypeError, KeyError) as e:
+            print(f"txmr-worker: error: --serve {options['serve']!r} is not a server endpoint: "
+                  f"{e}", file=sys.stderr)
+            raise SystemExit(2)
+    shuffle = Shuffle(reactor, options["work-dir"], options["serve"], options["advertise"],
+                      secret=options["secret"], ca_file=options["ca-file"],
+                      insecure_tls=bool(options["insecure-tls"]))
     service = makeService(options["driver"], reactor, options["give-up"], on_exit,
-                          secret=options["secret"], trust=trust)
+                          secret=options["secret"], trust=trust, shuffle=shuffle)
 
     def abandon_task():
         # Stopped by a signal mid-task: the driver will give the task to
         # another worker; do not wait for the thread to finish it.
+        service.close_shuffle()
         if service.busy:
             exit_process(reactor, 1, "stopped in the middle of a task", now=True)
 

@@ -59,10 +59,13 @@ class WorkerService(service.Service):
     @param name: the driver's address as messages give it.
     @param executor: what runs the attempts (default: an L{Executor} on
         C{run_in_thread}).
+    @param shuffle: the worker's map output server and fetches (a
+        L{txmr.worker.shuffle.Shuffle}), for jobs without a shared
+        intermediate directory; closed when the service stops.
     """
 
     def __init__(self, endpoint, clock, run_in_thread=None, give_up=60.0, on_exit=None,
-                 secret=None, host=None, pid=None, name=None, executor=None):
+                 secret=None, host=None, pid=None, name=None, executor=None, shuffle=None):
         self.endpoint = endpoint
         self.clock = clock
         self.give_up = give_up
@@ -71,6 +74,9 @@ class WorkerService(service.Service):
                                  pid=os.getpid() if pid is None else pid, secret=secret)
         self.address = name if name is not None else repr(endpoint)
         self.executor = executor or Executor(run_in_thread)
+        self.shuffle = shuffle
+        if shuffle is not None:
+            self.executor.shuffle = shuffle
         self.finished = False
         self.session = None
         self.unreachable_since = None
@@ -107,7 +113,16 @@ class WorkerService(service.Service):
         if self.watchdog.running:
             self.watchdog.stop()
         self.executor.cancel_all()
+        self.close_shuffle()
         return self.client.stopService()
+
+    def close_shuffle(self):
+        """
+        Stop serving map output, and remove it (and a temporary work
+        directory).
+        """
+        if self.shuffle is not None:
+            self.shuffle.close()
 
     def _retry_delay(self, failed_attempts):
         """
@@ -196,7 +211,8 @@ class WorkerService(service.Service):
             self.on_exit(code, message)
 
 
-def makeService(address, reactor=None, give_up=60.0, on_exit=None, secret=None, trust=None):
+def makeService(address, reactor=None, give_up=60.0, on_exit=None, secret=None, trust=None,
+                shuffle=None):
     """
     A L{WorkerService} for the driver at C{address} (as
     L{client_endpoint} reads it, checking a TLS driver as C{trust} says),
@@ -210,4 +226,4 @@ def makeService(address, reactor=None, give_up=60.0, on_exit=None, secret=None, 
         from twisted.internet import reactor
     endpoint = client_endpoint(reactor, address, trust or Trust())
     return WorkerService(endpoint, reactor, give_up=give_up, on_exit=on_exit, secret=secret,
-                         name=client_endpoint_string(address))
+                         name=client_endpoint_string(address), shuffle=shuffle)

@@ -25,7 +25,7 @@ reconnect) to the L{service <txmr.worker.service>}.  The driver's answers
 are read by L{txmr.core.spec}.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from twisted.internet import defer, error
 from twisted.logger import Logger
@@ -35,7 +35,7 @@ from txmr import protocol
 from txmr.core.placement import QUICK_TASK
 from txmr.core.spec import Done, Run, Wait, answer_from_json
 from txmr.data.layout import Layout
-from txmr.worker.execution import Cancelled, Succeeded
+from txmr.worker.execution import Cancelled, MapOutputMissing, Succeeded
 
 log = Logger()
 
@@ -214,13 +214,20 @@ class Session:
                 raise Unproven("its challenge is no valid nonce")
             nonce = protocol.new_nonce()
             proof = protocol.worker_proof(secret, driver_nonce, nonce)
+        shuffle = getattr(self.executor, "shuffle", None)
+        # Where this worker serves the map output it keeps, for a driver
+        # without a shared intermediate directory.
+        url = (yield shuffle.listen(self.connection)) if shuffle is not None else None
         hello = yield self._call(
             protocol.Hello, HELLO_TIMEOUT, version=protocol.PROTOCOL_VERSION,
-            host=self.identity.host, pid=self.identity.pid, nonce=nonce, proof=proof)
+            host=self.identity.host, pid=self.identity.pid, nonce=nonce, proof=proof,
+            url=url)
         if secret and not protocol.proof_matches(
                 protocol.driver_proof(secret, driver_nonce, nonce), hello["proof"]):
             raise Unproven("it did not prove it knows the secret (--secret-file)" if
                            hello["proof"] is None else "its proof of the secret is wrong")
+        if shuffle is not None and hello.get("uuid"):
+            shuffle.store.start_job(hello["uuid"])
         return hello
 
     @defer.inlineCallbacks
@@ -296,7 +303,16 @@ class Session:
             return None
         if isinstance(outcome, Succeeded):
             report = self._call(protocol.TaskDone, REPORT_TIMEOUT,
-                                counters=outcome.counters, ask=ask, **where)
+                                counters=outcome.counters, ask=ask, output=outcome.output,
+                                **where)
+            if outcome.output is not None:
+                report.addCallback(self._committed, spec)
+        elif isinstance(outcome, MapOutputMissing):
+            log.warn("{kind} task {index} attempt {attempt}: {error}; the driver runs the "
+                     "map again", error=outcome.message, **where)
+            report = self._call(protocol.MapOutputLost, REPORT_TIMEOUT,
+                                map_index=outcome.map_index, map_attempt=outcome.map_attempt,
+                                error=outcome.message, ask=ask, **where)
         else:
             # Not "message": the legacy log bridge takes that key for its own.
             log.warn("{kind} task {index} attempt {attempt} failed: {error}",
@@ -312,7 +328,7 @@ class Session:
             # attempt the driver did commit has no file left under these
             # names, so this removes nothing of it.
             if isinstance(outcome, Succeeded):
-                discard_files(spec)
+                discard_files(spec, self.executor.shuffle)
             return failure
 
         def refused(failure):
@@ -327,13 +343,26 @@ class Session:
         return report
 
 
-def discard_files(spec):
+    def _committed(self, answer, spec):
+        """
+        The driver answered a shared-nothing map's report: it committed the
+        attempt (it refuses one it does not commit), so serve its files.
+        """
+        self.executor.shuffle.store.committed(spec.shuffle["job"], spec.attempt, spec.index,
+                                              spec.n_reduce)
+        return answer
+
+
+def discard_files(spec, shuffle=None):
     """
-    Remove the files an attempt wrote under its temporary names.
+    Remove the files an attempt wrote under its temporary names (a
+    shared-nothing map's, under the worker's work directory).
     """
     try:
+        if spec.shuffle is not None and shuffle is not None:
+            spec = replace(spec, intermediate=shuffle.store.directory(spec.shuffle["job"]))
         Layout.of(spec).discard(spec.kind, spec.index, spec.attempt)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         log.warn("cannot remove the files of {kind} task {index} attempt {attempt}: {error}",
                  kind=str(spec.kind), index=spec.index, attempt=spec.attempt, error=e)
 
