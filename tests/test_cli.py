@@ -86,8 +86,10 @@ class RunTests(unittest.TestCase):
         self.assertEqual(processes_under(self.base), [])
 
     def test_gives_up_when_workers_keep_dying(self):
+        # The driver's own bound (a task losing its worker twice
+        # --max-attempts times) is put beyond this command's.
         result = self.txmr("run", os.path.join(JOBS, "always_dies.py"), "-i", EXAMPLES, "-o",
-                           os.path.join(self.base, "out"), "-w", "2")
+                           os.path.join(self.base, "out"), "-w", "2", "--max-attempts", "10")
         self.assertEqual(result.returncode, 1)
         self.assertIn("every worker died, 6 restarted; giving up", result.stderr)
         self.assertEqual(processes_under(self.base), [])
@@ -166,8 +168,20 @@ class RunTests(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn(f"txmr: removed 2 files of an earlier run from {out}: out-0, out-7",
                           result.stderr)
-            self.assertEqual(sorted(os.listdir(out)), ["notes.txt", "out-0", "out-1"])
+            self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "notes.txt", "out-0", "out-1"])
             self.assertEqual(read_output(out, 2), counted(EXAMPLES))
+
+    def test_an_output_that_cannot_be_marked_complete_fails_the_job(self):
+        """
+        Whoever waits for _SUCCESS would wait for ever: a job whose marker
+        cannot be written fails, saying why, by the driver and inline.
+        """
+        for inline in ((), ("--inline",)):
+            out = os.path.join(self.base, "out" + "-inline" * bool(inline))
+            os.makedirs(os.path.join(out, "_SUCCESS"))
+            result = self.txmr("run", "-i", EXAMPLES, "-o", out, "-w", "1", *inline)
+            self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+            self.assertIn("cannot write _SUCCESS in", result.stderr)
 
     def test_always_failing_jobs_fail_with_any_number_of_workers(self):
         """

@@ -13,7 +13,7 @@ import time
 
 from twisted.trial import unittest
 
-from tests.cluster import Cluster, counted, twistd, wait_for, write_corpus
+from tests.cluster import EXAMPLES, Cluster, counted, twistd, wait_for, write_corpus
 from tests.oracle import read_output, reference
 
 
@@ -175,6 +175,33 @@ class DriverCrashTests(unittest.TestCase):
         self.assertEqual(cluster.wait("w", 60), 0)
 
 
+class WorkerKillingTaskTests(unittest.TestCase):
+    def test_a_task_that_kills_every_worker_fails_the_job(self):
+        """
+        A map that kills the process running it, under a supervisor that
+        starts a new worker each time one dies (as systemd or Kubernetes
+        would): the job fails, naming the task, after twice --max-attempts
+        lost workers, instead of running for ever.
+        """
+        cluster = Cluster(self, job="jobs/always_dies.py", maps=1, reduces=1,
+                          input_dir=EXAMPLES)
+        cluster.start_driver("--max-attempts", "2")
+        started = 0
+        deadline = time.monotonic() + 90
+        while cluster.processes["driver"].poll() is None and time.monotonic() < deadline:
+            name = f"w{started}"
+            started += 1
+            cluster.start_worker(name)
+            while (cluster.processes[name].poll() is None
+                   and cluster.processes["driver"].poll() is None):
+                time.sleep(0.05)
+            cluster.killed.add(name)
+        self.assertEqual(cluster.wait(timeout=30), 1, cluster.log())
+        self.assertIn("job failed: map task 0 lost its worker 4 times while running",
+                      cluster.log())
+        self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
+
+
 class ChangedInputTests(unittest.TestCase):
     def test_input_rewritten_mid_job_fails_it_naming_the_file(self):
         cluster = Cluster.slow_job(self, maps=2, seconds=2)
@@ -320,7 +347,7 @@ class SlownessTests(unittest.TestCase):
         self.assertIn("timed out on worker", log)
         self.assertIn("refused a report", log)
         self.assertRegex(log, r"no longer running \(timed-out\)")
-        self.assertEqual(sorted(os.listdir(cluster.output)), ["out-0"])
+        self.assertEqual(sorted(os.listdir(cluster.output)), ["_SUCCESS", "out-0"])
 
     def test_frozen_worker_resumes_and_its_attempt_never_counts(self):
         """

@@ -347,7 +347,7 @@ class MapOnlyTests(Base):
             result = self.txmr("run", os.path.join(JOBS, "maponly.py"), *inline, "-i", corpus,
                                "-o", out, "-w", "2", "-m", "3")
             self.assertEqual(result.returncode, 0, result.stderr)
-            self.assertEqual(sorted(os.listdir(out)), ["out-0", "out-1", "out-2"])
+            self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "out-0", "out-1", "out-2"])
             for m in range(3):
                 expected = [(line, str(len(line))) for line in lines_of(splits[m])]
                 self.assertEqual(list(read_pairs(os.path.join(out, f"out-{m}"))), expected)

@@ -312,7 +312,8 @@ class JobRunTests(CorpusMixin, unittest.TestCase):
         config = JobConfig(input=d, intermediate=base + "/m", output=base + "/o",
                               mappers=2, reducers=3)
         run_inline(config)
-        self.assertEqual(sorted(os.listdir(config.output)), ["out-0", "out-1", "out-2"])
+        self.assertEqual(sorted(os.listdir(config.output)),
+                         ["_SUCCESS", "out-0", "out-1", "out-2"])
         for r in range(3):
             with open(os.path.join(config.output, f"out-{r}"), encoding="utf-8") as f:
                 keys = [line.split("\t")[0] for line in f]
@@ -368,3 +369,35 @@ class JobRunTests(CorpusMixin, unittest.TestCase):
         out, _ = self.run_job(job, d)
         self.assertEqual(out, reference(job, d))
         self.assertEqual(len(out), 5)
+
+
+class KeyOrderEdgeTests(unittest.TestCase):
+    def test_nan_keys_sort_before_the_numbers(self):
+        from txmr.data.keys import sorted_keys
+
+        nan = float("nan")
+        got = sorted_keys([3, nan, 1, "a", 0, None, 2.5])
+        self.assertEqual([None, 0, 1, 2.5, 3, "a"], [k for k in got if k == k])
+        self.assertIs(got[1], nan)
+
+
+class CSVEdgeTests(unittest.TestCase):
+    def test_an_unterminated_quote_fails_the_task(self):
+        """
+        A missing closing quote is an error, not the rest of the file read
+        as one field (and the rows after it lost).
+        """
+        import txmr
+        from txmr.api import JobFailed
+
+        base = self.mktemp()
+        os.makedirs(os.path.join(base, "in"))
+        with open(os.path.join(base, "in", "t.csv"), "w") as f:
+            f.write('ann,1\nbob,"2\ncid,3\ndan,4\n')
+        with open(os.path.join(base, "rows.py"), "w") as f:
+            f.write('INPUT = "csv"\n\ndef map(name, row):\n    yield "rows", 1\n\n\n'
+                    'def reduce(key, ones):\n    yield key, sum(ones)\n')
+        e = self.assertRaises(JobFailed, txmr.run, os.path.join(base, "rows.py"),
+                              os.path.join(base, "in"), os.path.join(base, "out"), workers=0,
+                              quiet=True)
+        self.assertIn("unexpected end of data", str(e))

@@ -8,11 +8,17 @@ the core and the data path are used here: no daemon, no protocol.
 """
 
 from txmr.core.instructions import Commit
-from txmr.data.layout import fsync_directory, remove_job_files
+from txmr.data.layout import SUCCESS, mark_success, remove_job_files
 from txmr.data.run import run_task
 from txmr.plan import plan_job
 
 INLINE_WORKER = "inline"
+
+
+class OutputNotMarked(Exception):
+    """
+    The job ran, but its output could not be marked complete (C{_SUCCESS}).
+    """
 
 
 def run_inline(config, progress=None, job=None):
@@ -37,7 +43,12 @@ def run_inline(config, progress=None, job=None):
             scheduler.committed(Commit(attempt, counters), now)
             if progress is not None:
                 progress(scheduler)
-        fsync_directory(config.output)
+        try:
+            mark_success(config.output)
+        except Exception as e:
+            # As a driver does: whoever waits for the marker would wait for
+            # ever, so the job fails.
+            raise OutputNotMarked(f"cannot write {SUCCESS} in {config.output}: {e}") from e
     except BaseException:
         # As a driver does: no part of a failed job's output is left to be
         # mistaken for a result.

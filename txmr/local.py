@@ -40,6 +40,8 @@ def driver_flags(a):
         flags.append("--no-speculation")
     if a.skip_bad_records:
         flags.append("--skip-bad-records")
+    if getattr(a, "storage_options", None):
+        flags.append("--storage-options=" + a.storage_options)
     if a.fresh:
         flags.append("--fresh")
     if getattr(a, "job_args", None):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from txmr.core.scheduler import Scheduler
 from txmr.core.spec import DEFAULT_MEMORY, TaskSpec
 from txmr.core.states import Kind
-from txmr.data.inputs import list_inputs, plan_splits, stamp
+from txmr.data import storage, store_output
+from txmr.data.inputs import list_inputs, plan_splits, stamp, whole
 from txmr.data.knobs import DEFAULT_KNOBS
 from txmr.data.layout import DirectoryInUse, Layout, lock_directory, remove_job_files
 from txmr.data.sampling import sample_bounds
@@ -49,6 +50,8 @@ class JobConfig:
     skip_bad_records: bool = False
     memory: int = DEFAULT_MEMORY
     job_args: list = field(default_factory=list)
+    # fsspec options for an input or output URL (--storage-options).
+    storage_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -82,7 +85,8 @@ class Plan:
         n_reduce = len(self.scheduler.reduces)
         common = dict(kind=task.kind, index=task.index, attempt=attempt.id, job=self.job.name,
                       intermediate=config.intermediate, n_map=len(self.scheduler.maps),
-                      n_reduce=n_reduce, args=list(config.job_args), options=self.options)
+                      n_reduce=n_reduce, args=list(config.job_args), options=self.options,
+                      storage=dict(config.storage_options) or None)
         if task.kind is Kind.MAP:
             stamps = {name: self.stamps[name] for name, _, _ in task.inputs}
             return TaskSpec(input=config.input, splits=task.inputs, skip=list(task.skip),
@@ -129,8 +133,15 @@ def plan_job(config, clear=True, job=None):
         raise ConfigError("--max-attempts must be at least 1")
     if not config.input:
         raise ConfigError("--input DIR is required")
-    if not os.path.isdir(config.input):
+    storage.configure(config.storage_options)
+    if storage.is_url(config.input):
+        if storage.input_error(config.input):
+            raise ConfigError(storage.input_error(config.input))
+    elif not os.path.isdir(config.input):
         raise ConfigError(input_error(config.input))
+    if storage.is_url(config.intermediate):
+        raise ConfigError("--intermediate must be a local directory: only --input and "
+                          "--output may be URLs")
     try:
         job = job or load_job(config.job)
         # Parsed once here, before any task runs: a wrong option fails the
@@ -138,6 +149,13 @@ def plan_job(config, clear=True, job=None):
         parsed = job.parse_args(config.job_args)
     except JobError as e:
         raise ConfigError(str(e)) from e
+    if job.planning_error():
+        raise ConfigError(job.planning_error())
+    if config.reducers == 0 and not job.map_only and _is_mrjob(job):
+        # Its map emits pairs encoded for its reducer: as output, they would
+        # be encoded twice.
+        raise ConfigError(f"{job.name} has a reducer: it cannot run with no reduce task "
+                          f"(-r 0) under txmr")
     config.job_args = list(config.job_args)
     if job.map_only:
         config.reducers = 0
@@ -145,12 +163,19 @@ def plan_job(config, clear=True, job=None):
         path = getattr(config, name)
         if not path:
             raise ConfigError(f"--{name} is required")
+        if storage.is_url(path):
+            try:
+                store_output.make_output(path)
+            except storage.StorageError as e:
+                raise ConfigError(str(e)) from e
+            continue
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"cannot create {name} directory {path!r}: {e.strerror}") from e
     config.input, config.intermediate, config.output = (
-        os.path.abspath(p) for p in (config.input, config.intermediate, config.output))
+        p if storage.is_url(p) else os.path.abspath(p)
+        for p in (config.input, config.intermediate, config.output))
     locks = lock_directories(config)
     if clear:
         for directory in sorted({config.intermediate, config.output}):
@@ -177,7 +202,10 @@ def plan_job(config, clear=True, job=None):
         splits, config.reducers, max_attempts=config.max_attempts,
         task_timeout=config.task_timeout, speculation=config.speculation,
         speculate_after=config.speculate_after, skip_bad_records=config.skip_bad_records,
-        seed_workers=job.name == DEFAULT_JOB and config.reducers > 0)
+        seed_workers=job.name == DEFAULT_JOB and config.reducers > 0 and not (
+            # The seed's workers read and write local files, as they are.
+            storage.is_url(config.input) or storage.is_url(config.output)
+            or any(whole(name) for name in stamps)))
     layout = Layout(config.intermediate, config.output, len(splits), config.reducers)
     return Plan(config, job, scheduler, layout, stamps, locks, plain_values(parsed), bounds)
 
@@ -192,6 +220,12 @@ def removed_line(removed, directory):
     return f"removed {len(removed)} {files} of an earlier run from {directory}: {names}"
 
 
+def _is_mrjob(job):
+    from txmr.chain import _is_mrjob as is_mrjob
+
+    return is_mrjob(job)
+
+
 def lock_directories(config):
     """
     Take the output and intermediate directories for this run, before
@@ -203,7 +237,9 @@ def lock_directories(config):
            f"since {time.strftime('%Y-%m-%d %H:%M:%S')})")
     locks = []
     try:
-        for directory in sorted({config.intermediate, config.output}):
+        # A store cannot be locked (no flock): only local directories are.
+        for directory in sorted(d for d in {config.intermediate, config.output}
+                                if not storage.is_url(d)):
             locks.append(lock_directory(directory, who))
     except (DirectoryInUse, OSError) as e:
         for lock in locks:

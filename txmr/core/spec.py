@@ -60,12 +60,25 @@ class TaskSpec:
     args: list = field(default_factory=list)
     options: dict = field(default_factory=dict)
     bounds: list = field(default_factory=list)
+    # Shared-nothing (no intermediate directory shared by the workers):
+    # C{{"job": uuid}}, and for a reduce also C{"maps"}, for each map
+    # C{[committed attempt, holder's URL, checksum, size]} of this reduce's
+    # partition (L{txmr.worker.shuffle}); L{None} otherwise.
+    shuffle: dict | None = None
+    # The fsspec options of the input and output URLs (--storage-options,
+    # which the user gives; never credentials from the environment, which
+    # each process reads from its own); L{None}: none given.
+    storage: dict | None = None
 
     def to_json(self):
         common = {"kind": str(self.kind), "index": self.index, "attempt": self.attempt,
                   "job": self.job, "intermediate": self.intermediate,
                   "n_map": self.n_map, "n_reduce": self.n_reduce, "args": self.args,
                   "options": self.options}
+        if self.shuffle is not None:
+            common["shuffle"] = self.shuffle
+        if self.storage is not None:
+            common["storage"] = self.storage
         if self.kind is Kind.MAP:
             return dict(common, input=self.input, splits=self.splits, skip=self.skip,
                         stamps=self.stamps, output=self.output, bounds=self.bounds)
@@ -83,6 +96,10 @@ class TaskSpec:
                           job=str(data["job"]), intermediate=str(data["intermediate"]),
                           n_map=int(data["n_map"]), n_reduce=int(data["n_reduce"]),
                           args=[str(a) for a in data["args"]], options=dict(data["options"]))
+            if data.get("shuffle") is not None:
+                common["shuffle"] = _shuffle(data["shuffle"])
+            if data.get("storage") is not None:
+                common["storage"] = dict(data["storage"])
             if kind is Kind.MAP:
                 output = data["output"]
                 return cls(input=str(data["input"]), splits=list(data["splits"]),
@@ -93,6 +110,21 @@ class TaskSpec:
                        seed_buckets=bool(data["seed_buckets"]), **common)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a task spec: {e!r}") from e
+
+
+def _shuffle(data):
+    """
+    A spec's C{shuffle}, checked: its job a string, each map's source
+    C{[int, str, str, int]}.
+    """
+    job = data["job"]
+    if not isinstance(job, str):
+        raise TypeError("shuffle job")
+    out = {"job": job}
+    if "maps" in data:
+        out["maps"] = [[int(a), str(url), str(total), int(size)]
+                       for a, url, total, size in data["maps"]]
+    return out
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ The modules, in the order a task's data flows:
   - L{chunks}: the format of map output and of spilled runs;
   - L{reducer}: a reduce attempt, grouping within a memory budget;
   - L{output}: the output formats (TSV, JSON lines);
+  - L{storage}: input and output URLs (fsspec), compressed input;
   - L{layout}: the names of the files, and their commit by renaming;
+  - L{store_output}: the commit of output on a store, which cannot rename;
   - L{run}: one attempt, map or reduce, start to end.
 
 L{knobs} holds the sizes and L{attempt} what every attempt shares

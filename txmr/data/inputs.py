@@ -4,9 +4,17 @@ A job's input: its files, their cutting into splits, and their reading.
 The driver cuts the input into byte-range I{splits} on line boundaries
 (L{plan_splits}); a map task reads its splits in large blocks
 (L{read_blocks}), whole lines each, and decodes a block at once.
+
+The input root may be a URL (L{txmr.data.storage}); its files, and
+compressed files anywhere (C{.gz}, C{.bz2}, C{.xz}, C{.zst}), are read
+through L{txmr.data.storage.open_input}.  A local file that is not
+compressed is read with C{open}, as it always was.  A compressed file is
+one split: a byte offset in it means nothing to its decompressed lines.
 """
 
 import os
+
+from txmr.data import storage
 
 # The input modes read line by line, whose files may be cut anywhere
 # between lines; the others read whole files.
@@ -24,8 +32,11 @@ def stamp(path):
     """
     What tells that a file changed: C{[size, modification time in ns,
     inode, change time in ns]}.  The last two catch a rewrite that kept the
-    size and set the modification time back (C{cp -p}, C{rsync -t}).
+    size and set the modification time back (C{cp -p}, C{rsync -t}).  For a
+    URL: C{[size, version]} (its ETag, checksum or modification time).
     """
+    if storage.is_url(path):
+        return storage.stamp(path)
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
@@ -52,7 +63,10 @@ def list_inputs(input_dir):
     """
     The input files under C{input_dir}, as sorted C{(relative path, size)};
     names starting with C{.} or C{_} are skipped, as Hadoop does.
+    C{input_dir} may be a URL.
     """
+    if storage.is_url(input_dir):
+        return storage.list_files(input_dir)
     found = []
     for root, dirs, files in os.walk(input_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
@@ -76,11 +90,14 @@ def plan_splits(files, n_map, mode="lines"):
     read whole files, so such tasks are theirs to run too).  Otherwise, in
     a line mode, files are cut into byte ranges C{[name, start, end]} (a
     reader owns the lines that start in its range), so one large file
-    feeds every task and small files are packed together.
+    feeds every task and small files are packed together; a compressed
+    file is never cut (L{whole}): it goes, whole, to the task its middle
+    byte falls in.
     """
     tasks = [[] for _ in range(n_map)]
     total = sum(size for _, size in files)
-    if mode not in LINE_MODES or all(size * n_map <= total for _, size in files):
+    if mode not in LINE_MODES or all(size * n_map <= total or whole(name)
+                                     for name, size in files):
         loads = [0] * n_map
         for name, size in sorted(files, key=lambda f: (-f[1], f[0])):
             i = loads.index(min(loads))
@@ -94,6 +111,12 @@ def plan_splits(files, n_map, mode="lines"):
     offset = 0
     for name, size in files:
         start, end = offset, offset + size
+        if whole(name):
+            middle = (start + end) // 2
+            i = max(i for i in range(n_map) if bounds[i] <= middle)
+            tasks[i].append([name, 0, size])
+            offset = end
+            continue
         for i in range(n_map):
             lo, hi = max(start, bounds[i]), min(end, bounds[i + 1])
             if lo < hi:
@@ -102,13 +125,45 @@ def plan_splits(files, n_map, mode="lines"):
     return tasks
 
 
+def whole(name):
+    """
+    Whether a file must be read whole, by one map task: it is compressed.
+    """
+    return storage.codec(name) is not None
+
+
+def open_input(path):
+    """
+    An input file, in binary: a local file that is not compressed by
+    C{open}, as always; a URL or a compressed file through
+    L{txmr.data.storage.open_input}, decompressed.
+    """
+    if whole(path) or storage.is_url(path):
+        return storage.open_input(path)
+    return open(path, "rb")
+
+
+def input_size(path):
+    """
+    The size of an input file (compressed, if it is), local or a URL.
+    """
+    return stamp(path)[0] if storage.is_url(path) else os.path.getsize(path)
+
+
 def read_blocks(path, start, end, block_bytes):
     """
     Yield C{(offset, data)}: whole lines, in blocks of about C{block_bytes}
     (L{txmr.data.knobs.Knobs.block_bytes}), of the lines of C{path} that
     start in C{[start, end)}.  The last line of a file may lack its newline.
+    A compressed file is one split (its C{end} the compressed size): all
+    its lines are read, offsets counting its decompressed bytes.
     """
-    with open(path, "rb") as f:
+    if whole(path):
+        if start != 0:
+            raise ValueError(f"a compressed file is one split, not cut at byte {start}: "
+                             f"{path}")
+        end = float("inf")
+    with open_input(path) as f:
         if start > 0:
             f.seek(start - 1)
             position = start - 1 + len(f.readline())

@@ -16,10 +16,12 @@ import shutil
 from dataclasses import dataclass
 
 from txmr.core.states import Kind
+from txmr.data import storage, store_output
+from txmr.data.success import SUCCESS, output_names, success_listing
 
 # Files of an earlier run of a job, removed when a new one starts: its
 # output, its attempts' temporary files, and the driver's journal.
-_STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|\..*\.attempt-\d+\.tmp(\.spill-\d+)?"
+_STALE = re.compile(r"^(mr-\d+-\d+|out-\d+|_SUCCESS|\..*\.attempt-\d+\.tmp(\.spill-\d+)?"
                     r"|\.txmr-attempt-\d+|\.txmr-journal\.sqlite(-wal|-shm)?)$")
 _JOURNAL = re.compile(r"^\.txmr-journal\.sqlite")
 
@@ -78,7 +80,11 @@ class Layout:
             finals = [self.map_output(index, r) for r in range(self.n_reduce)]
         else:
             finals = [self.reduce_output(index)]
-        return [(attempt_name(final, attempt), final) for final in finals]
+        # An output URL's file is written locally, then uploaded (see
+        # L{txmr.data.store_output}).
+        return [(store_output.staging_path(self.intermediate, final, attempt)
+                 if storage.is_url(final) else attempt_name(final, attempt), final)
+                for final in finals]
 
     def seed_directory(self, kind, attempt):
         """
@@ -107,7 +113,10 @@ class Layout:
                      for _, final in files]
             self._check_seed_files(kind, index, files)
         for temporary, final in files:
-            os.replace(temporary, final)
+            if storage.is_url(final):
+                store_output.promote(final, attempt)
+            else:
+                os.replace(temporary, final)
         if written_in_place:
             shutil.rmtree(directory, ignore_errors=True)
         return [final for _, final in files]
@@ -137,11 +146,13 @@ class Layout:
         Remove whatever files an attempt left under temporary names (or in
         its seed worker's directory).
         """
-        for temporary, _ in self.files(kind, index, attempt):
+        for temporary, final in self.files(kind, index, attempt):
             try:
                 os.unlink(temporary)
             except FileNotFoundError:
                 pass
+            if storage.is_url(final):
+                store_output.discard(final, attempt)
         shutil.rmtree(self.seed_directory(kind, attempt), ignore_errors=True)
 
 
@@ -153,6 +164,8 @@ def remove_job_files(directory, keep_journal=False):
 
     @return: the names removed, for the caller to say so.
     """
+    if storage.is_url(directory):
+        return store_output.remove_job_files(directory)
     return _remove(directory, lambda name: not (keep_journal and _JOURNAL.match(name)))
 
 
@@ -162,6 +175,8 @@ def remove_attempt_files(directory):
     attempts that were running when it died), and its seed workers'
     attempt directories.
     """
+    if storage.is_url(directory):
+        return store_output.remove_attempt_files(directory)
     _remove(directory, lambda name: ".attempt-" in name or name.startswith(".txmr-attempt-"))
 
 
@@ -205,6 +220,22 @@ def write_atomically(path, text):
         except OSError:
             pass
         raise
+
+
+def mark_success(directory):
+    """
+    Write C{_SUCCESS} in a finished job's output directory, last, after
+    every C{out-R} is in place and durable (the marker Hadoop and Spark
+    write, which their users' scripts test for), listing them
+    (L{success_listing}); then make it durable.  An output URL's is
+    written by L{txmr.data.store_output}.
+    """
+    if storage.is_url(directory):
+        return store_output.mark_success(directory)
+    fsync_directory(directory)
+    write_atomically(os.path.join(directory, SUCCESS),
+                     success_listing(output_names(os.listdir(directory))))
+    fsync_directory(directory)
 
 
 def fsync_directory(path):

@@ -12,6 +12,8 @@ import contextlib
 import gc
 
 from txmr.core.states import Kind
+from txmr.data import storage, store_output
+from txmr.data.attempt import check_cancelled
 from txmr.data.knobs import DEFAULT_KNOBS
 from txmr.data.layout import Layout
 from txmr.data.mapper import run_map
@@ -63,9 +65,25 @@ def run_task(job, spec, cancel=None, knobs=DEFAULT_KNOBS):
     """
     runner = run_map if spec.kind == Kind.MAP else run_reduce
     try:
+        # URLs are opened with the options the driver was given.
+        storage.configure(spec.storage)
         options = task_options(job, spec)
         with fewer_collections(knobs.gc_threshold):
-            return runner(job, spec, knobs, cancel, options)
+            counters = runner(job, spec, knobs, cancel, options)
+        upload_output(spec, cancel)
+        return counters
     except BaseException:
         Layout.of(spec).discard(spec.kind, spec.index, spec.attempt)
         raise
+
+
+def upload_output(spec, cancel=None):
+    """
+    An attempt's files bound for an output URL, written locally, go up
+    whole to the attempt's own objects (L{txmr.data.store_output.upload}), where
+    the driver promotes the winner's.
+    """
+    for temporary, final in Layout.of(spec).files(spec.kind, spec.index, spec.attempt):
+        if storage.is_url(final):
+            check_cancelled(cancel)
+            store_output.upload(temporary, final, spec.attempt)

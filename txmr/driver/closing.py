@@ -14,7 +14,7 @@ import json
 from twisted.logger import Logger
 
 from txmr.core.counters import lines
-from txmr.data.layout import fsync_directory, remove_job_files, write_atomically
+from txmr.data.layout import SUCCESS, mark_success, remove_job_files, write_atomically
 from txmr.driver.status import job_state
 
 log = Logger()
@@ -31,11 +31,21 @@ def discard_losers(scheduler, discard):
 
 def keep_or_remove_output(config, ok):
     """
-    A finished job's output is made durable; a failed job's is removed.
+    A finished job's output is made durable, then marked with a
+    C{_SUCCESS} file listing it, written last, after every C{out-R} (the
+    marker Hadoop and Spark write, which their users' scripts test for); a
+    failed job's output is removed.
+
+    @return: why the marker could not be written, or L{None}.
     """
     if ok:
-        fsync_directory(config.output)
-        return
+        try:
+            mark_success(config.output)
+        except Exception as e:
+            # Whoever waits for the marker would wait for ever: the job
+            # fails, saying why (its output stays, unmarked).
+            return f"cannot write {SUCCESS} in {config.output}: {e}"
+        return None
     for directory in {config.intermediate, config.output}:
         try:
             remove_job_files(directory)
@@ -44,14 +54,17 @@ def keep_or_remove_output(config, ok):
                       directory=directory, error=e)
 
 
-def write_summary(path, view, traceback):
+def write_summary(path, view, traceback, problem=None):
     """
     The job's final state as JSON, for C{txmr run}; with the failing
-    attempt's traceback when the job failed.
+    attempt's traceback when the job failed, or C{problem}, why a finished
+    job's output could not be marked complete.
     """
     summary = job_state(view)
     if view.failure:
         summary["traceback"] = traceback
+    if problem:
+        summary["state"], summary["failure"] = "failed", problem
     try:
         write_atomically(path, json.dumps(summary, indent=1) + "\n")
     except OSError as e:

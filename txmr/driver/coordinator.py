@@ -10,19 +10,22 @@ connection is a I{peer} to it: anything with C{cancel}, C{tell_over},
 C{ping}, C{abort} and C{close}.
 """
 
+import dataclasses
 import time
 import uuid
 
 from twisted.logger import Logger
 
 from txmr.core.counters import valid
-from txmr.core.errors import SchedulingError
-from txmr.core.instructions import Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver
+from txmr.core.errors import SchedulingError, StaleReport
+from txmr.core.instructions import (
+    Blacklisted, Cancel, Commit, Discard, GivenBack, JobOver, OutputLost)
 from txmr.core.spec import Done, Run, Wait
 from txmr.core.states import AttemptState, Kind, Via
 from txmr.data.attempt import is_record
 from txmr.driver.ending import Ending
 from txmr.driver.files import JobFiles
+from txmr.driver.outputs import MapOutputs
 from txmr.driver.polls import LongPolls
 from txmr.driver.status import JobView
 
@@ -60,6 +63,11 @@ class Coordinator:
         self.tracebacks = {}
         self.rtts = {}
         self.job_uuid = uuid.uuid4().hex
+        # Shared-nothing: where each worker serves its map output, and each
+        # committed map's; the output a TaskDone being committed reports.
+        self.shared_nothing = bool(getattr(config, "shared_nothing", False))
+        self.outputs = MapOutputs(self.job_uuid, len(self.scheduler.reduces))
+        self._output = None
         self.started = clock.seconds()
         self.wall_started = time.time()
         self.ended = None
@@ -92,15 +100,18 @@ class Coordinator:
 
     # -- workers -------------------------------------------------------------
 
-    def join(self, info, peer=None, slots=1, timeout=None):
+    def join(self, info, peer=None, slots=1, timeout=None, url=None):
         """
         A worker session joins; return its id (C{wN}, C{hN} for HTTP).  A
         peer that joins while the job ends is told at once, and the driver
         waits for it to hear.
+
+        @param url: where the worker serves the map output it keeps.
         """
         self._ids += 1
         worker = f"{'h' if info.via is Via.HTTP else 'w'}{self._ids}"
         self.scheduler.register(worker, self.now(), info, timeout=timeout, slots=slots)
+        self.outputs.joined(worker, url)
         if peer is not None:
             self.peers[worker] = peer
             self.ending.tell(peer)
@@ -132,7 +143,8 @@ class Coordinator:
         given_back = self.scheduler.lose(worker, self.now())
         if not self.scheduler.over:
             log.warn("worker {worker} lost ({why}); tasks given back: {tasks}", worker=worker,
-                     why=why, tasks=", ".join(str(g.attempt.task) for g in given_back) or "none")
+                     why=why, tasks=", ".join(str(g.attempt.task) for g in given_back
+                                              if isinstance(g, GivenBack)) or "none")
         peer = self.peers.pop(worker, None)
         if peer is not None:
             self.polls.drop(worker)
@@ -189,7 +201,20 @@ class Coordinator:
         if self.scheduler.over:
             return Done(self.scheduler.ok)
         attempt = self.assign(worker)
-        return None if attempt is None else Run(self.plan.spec(attempt))
+        return None if attempt is None else Run(self.spec(attempt))
+
+    def spec(self, attempt):
+        """
+        The attempt's L{TaskSpec<txmr.core.spec.TaskSpec>}; in a
+        shared-nothing job, with what its worker needs to write or fetch
+        map output: the job's uuid, and for a reduce, each map's committed
+        attempt, holder's URL, and this partition's checksum and size.
+        """
+        spec = self.plan.spec(attempt)
+        if not self.shared_nothing or not self.scheduler.reduces:
+            return spec
+        return dataclasses.replace(
+            spec, shuffle=self.outputs.shuffle(attempt, self.scheduler.maps))
 
     def changed(self):
         """
@@ -205,7 +230,8 @@ class Coordinator:
 
     # -- reports -------------------------------------------------------------
 
-    def task_done(self, worker, kind, index, attempt_id, counters, in_place=False):
+    def task_done(self, worker, kind, index, attempt_id, counters, in_place=False,
+                  output=None):
         """
         Commit the attempt if it still counts: rename its files into place,
         then mark the task finished, in this one reactor turn, so that no
@@ -214,14 +240,46 @@ class Coordinator:
 
         @param in_place: one of the seed's HTTP workers wrote the files (in its
             attempt's directory, under their final names).
-        @raise SchedulingError: the report is refused; nothing changed.
+        @param output: a shared-nothing map's partitions' checksums and sizes.
+        @raise SchedulingError: the report is refused; nothing changed.  Or
+            a shared-nothing map could not be committed (L{StaleReport}): it
+            failed, and its worker is not to serve its files.
         """
         try:
             commit = self.scheduler.report_done(worker, kind, index, attempt_id, valid(counters))
         except SchedulingError as e:
             self._refused(worker, kind, index, attempt_id, e)
             raise
-        self.follow([commit], in_place)
+        self._output = output
+        try:
+            self.follow([commit], in_place)
+        finally:
+            self._output = None
+        attempt = commit.attempt
+        if self._kept_on_worker(attempt) and attempt.state is not AttemptState.SUCCEEDED:
+            raise StaleReport(f"{attempt} was not committed: {attempt.error}")
+
+    def map_output_lost(self, worker, kind, index, attempt_id, map_index, map_attempt, error):
+        """
+        A reduce attempt could not fetch a map's committed output: the map
+        runs again, and the reduce attempt is given back, not failed.
+
+        @raise SchedulingError: the report is refused; nothing changed.
+        """
+        if kind != Kind.REDUCE:
+            raise StaleReport(f"only a reduce attempt fetches map output, not {kind}")
+        try:
+            instructions = self.scheduler.map_output_lost(
+                map_index, map_attempt, self.now(), (worker, index, attempt_id),
+                why=error[:500])
+        except SchedulingError as e:
+            self._refused(worker, kind, index, attempt_id, e)
+            raise
+        log.warn("reduce task {index} attempt {attempt} on worker {worker} could not fetch "
+                 "map task {map} attempt {map_attempt}: {error}", index=index,
+                 attempt=attempt_id, worker=worker, map=map_index, map_attempt=map_attempt,
+                 error=error[:500])
+        self.follow(instructions)
 
     def task_failed(self, worker, kind, index, attempt_id, error, traceback, record):
         """
@@ -292,6 +350,11 @@ class Coordinator:
                          worker=w.id, n=len(w.failed_attempts))
             elif isinstance(instruction, JobOver):
                 over = True
+            elif isinstance(instruction, OutputLost):
+                lost = instruction.attempt
+                self.outputs.lost(lost)
+                log.warn("the output of {attempt} (on worker {worker}) is lost; the map runs "
+                         "again", attempt=lost, worker=lost.worker)
             elif isinstance(instruction, GivenBack):
                 # Logged with the loss of its worker.  Its files can never
                 # count (a lost worker's report is refused): remove them, and
@@ -305,7 +368,10 @@ class Coordinator:
 
     def _commit(self, commit, in_place):
         attempt = commit.attempt
-        error = self.files.commit(attempt, commit.counters, in_place)
+        if self._kept_on_worker(attempt):
+            error = self.outputs.keep(attempt, self._output)
+        else:
+            error = self.files.commit(attempt, commit.counters, in_place)
         if error is not None:
             log.warn("{attempt} on worker {worker}: {error}", attempt=attempt,
                      worker=attempt.worker, error=error)
@@ -316,6 +382,14 @@ class Coordinator:
             log.info("{attempt} finished on worker {worker} in {secs:.2f}s",
                      attempt=attempt, worker=attempt.worker, secs=secs)
         return instructions
+
+    def _kept_on_worker(self, attempt):
+        """
+        Whether the attempt's files stay on its worker (a shared-nothing map
+        of a job with reduces).
+        """
+        return (self.shared_nothing and attempt.task.kind is Kind.MAP
+                and bool(self.scheduler.reduces))
 
     def _cancel(self, attempt):
         peer = self.peers.get(attempt.worker)
@@ -341,7 +415,10 @@ class Coordinator:
         # First, so that nothing below can end the job twice.
         self.ending.begin(ok, message)
         self.ended = self.now()
-        self.files.settle(self.scheduler, self.view(), message, self.last_traceback())
+        problem = self.files.settle(self.scheduler, self.view(), message, self.last_traceback())
+        if problem:
+            ok = False
+            self.ending.ok, self.ending.message = False, f"job failed: {problem}"
         for worker in self.polls:
             self.polls.answer(worker, Done(ok))
         for peer in list(self.peers.values()):

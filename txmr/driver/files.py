@@ -102,19 +102,27 @@ class JobFiles:
         (or remove a failed job's), log the result, write the summary, close
         the journal's account of the job, and release the directories: the
         driver writes nothing more in them.
+
+        @return: why a finished job's output could not be marked complete
+            (the job then fails), or L{None}.
         """
         ok = view.failure is None
+        problem = None
         try:
             closing.discard_losers(scheduler, self.discard)
-            closing.keep_or_remove_output(self.config, ok)
-            closing.log_result(view, message, traceback)
+            problem = closing.keep_or_remove_output(self.config, ok)
+            if problem:
+                log.critical("job failed: {problem}", problem=problem)
+            else:
+                closing.log_result(view, message, traceback)
             if self.config.summary_file:
-                closing.write_summary(self.config.summary_file, view, traceback)
+                closing.write_summary(self.config.summary_file, view, traceback, problem)
         except Exception:
             log.failure("while settling the job's files")
         self._journal(lambda j: j.ended(ok))
         self.journal = None
         self.plan.release()
+        return problem
 
     def close(self):
         """

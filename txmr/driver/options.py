@@ -46,7 +46,8 @@ class DriverOptions(usage.Options):
 
     optParameters = [
         ["input", "i", None, "Input directory (alias --i_path, -ip)."],
-        ["intermediate", None, None, "Directory for map output (alias --m_path, -mp)."],
+        ["intermediate", None, None, "Directory for map output (alias --m_path, -mp); "
+                                     "without it, map output stays on the workers."],
         ["output", "o", None, "Output directory (alias --o_path, -op)."],
         ["mappers", "m", 4, "Number of map tasks.", int],
         ["reducers", "r", 2, "Number of reduce tasks.", int],
@@ -77,6 +78,9 @@ class DriverOptions(usage.Options):
                                 ".txmr-journal.sqlite in the intermediate directory)."],
         ["linger", None, 5.0, "After the job, stay this many seconds telling workers that "
                               "arrive late that it is over (0: exit at once).", float],
+        ["storage-options", None, None, "fsspec options of an --input or --output URL, as a "
+                                        "JSON object; they reach every worker, so give "
+                                        "credentials through the environment instead."],
         ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
                                    "request bearing its worker-pid.", positive_float],
     ]
@@ -94,6 +98,7 @@ class DriverOptions(usage.Options):
     def postOptions(self):
         # Unbalanced quotes are a usage error, shown as twistd shows one.
         job_args(self["job-args"])
+        storage_options(self["storage-options"])
 
     def config(self):
         listen = self["listen"] or f"tcp:{self['port']}:interface=127.0.0.1"
@@ -122,6 +127,7 @@ class DriverOptions(usage.Options):
             linger=self["linger"],
             journal=self["journal"],
             fresh=bool(self["fresh"]),
+            storage_options=storage_options(self["storage-options"]),
         )
 
 
@@ -133,6 +139,18 @@ def job_args(text):
         return shlex.split(text or "")
     except ValueError as e:
         raise usage.UsageError(f"--job-args {text!r}: {e}") from None
+
+
+def storage_options(text):
+    """
+    The fsspec options from C{--storage-options} (a JSON object).
+    """
+    from txmr.data.storage import parse_options
+
+    try:
+        return parse_options(text)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None
 
 
 def make_driver_service(options):

@@ -144,10 +144,8 @@ def _run(spark, run, job, progress):
     sc = spark.sparkContext
     files = list_input(sc, run.input)
     output = HadoopOutput(sc, run.output) if is_url(run.output) else LocalOutput(run.output)
-    # Spark hands a compressed file whole, decompressed: such input is
-    # dealt in whole files.
-    mode = "file" if any(f.compressed for f in files) else job.input_mode
-    splits = plan_splits([(f.name, f.size) for f in files], run.mappers, mode)
+    # Compressed files are dealt whole, as txmr's engine deals them.
+    splits = plan_splits([(f.name, f.size) for f in files], run.mappers, job.input_mode)
     n_map, n_reduce = len(splits), run.reducers
     fetched = {f.name: f.compressed for f in files if f.location is not None}
     reports = sc.accumulator({}, tasks.TaskReports())

@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 
 from txmr.data.inputs import list_inputs, stamp
-from txmr.data.layout import LOCK_NAME, lock_directory, remove_attempt_files, remove_job_files
+from txmr.data.layout import (LOCK_NAME, lock_directory, mark_success, remove_attempt_files,
+                              remove_job_files, success_listing)
 from txmr.spark.options import SparkConfigError, is_url
 
 SUCCESS = "_SUCCESS"
@@ -65,16 +66,14 @@ def list_input(sc, root):
     @raise SparkConfigError: the input cannot be listed, or is empty.
     """
     codecs = _codecs(sc)
-    jvm = sc._jvm
     if not is_url(root):
+        # Local files, compressed or not, are read by txmr's own data path
+        # in each task, as txmr's engine reads them (a compressed file
+        # whole, decompressed by its extension).
         files = []
         for name, _ in list_inputs(root):
-            path = os.path.join(root, name)
-            st = stamp(path)
-            url = jvm.org.apache.hadoop.fs.Path("file://" + os.path.abspath(path))
-            compressed = codecs.getCodec(url) is not None
-            files.append(InputFile(name, st[0], url.toString() if compressed else None,
-                                   compressed, None if compressed else tuple(st)))
+            st = stamp(os.path.join(root, name))
+            files.append(InputFile(name, st[0], None, False, tuple(st)))
         return files
     path, fs = _hadoop(sc, root)
     try:
@@ -90,8 +89,13 @@ def list_input(sc, root):
             name = location.toUri().getPath()[len(base) + 1:]
             if any(part.startswith((".", "_")) for part in name.split("/")):
                 continue
-            files.append(InputFile(name, status.getLen(), location.toString(),
-                                   codecs.getCodec(location) is not None))
+            if codecs.getCodec(location) is not None:
+                # Spark would hand it decompressed under its compressed
+                # name, which txmr's data path would decompress again.
+                raise SparkConfigError(f"--engine spark does not read compressed input at a "
+                                       f"URL yet ({name}): decompress it, or use --engine "
+                                       f"txmr")
+            files.append(InputFile(name, status.getLen(), location.toString(), False))
     except SparkConfigError:
         raise
     except Exception as e:  # py4j's error carries the JVM's reason
@@ -159,7 +163,7 @@ class LocalOutput:
         """
         for index, temporary in sorted(written.items()):
             os.replace(temporary, os.path.join(self.path, f"out-{index}"))
-        open(os.path.join(self.path, SUCCESS), "wb").close()
+        mark_success(self.path)
         from txmr.data.layout import fsync_directory
 
         fsync_directory(self.path)
@@ -216,7 +220,9 @@ class HadoopOutput:
             target = jvm.org.apache.hadoop.fs.Path(f"{self.url}/out-{index}")
             if not fs.rename(source, target):
                 raise OSError(f"cannot rename {source.toString()} to {target.toString()}")
-        fs.create(jvm.org.apache.hadoop.fs.Path(f"{self.url}/{SUCCESS}"), True).close()
+        marker = fs.create(jvm.org.apache.hadoop.fs.Path(f"{self.url}/{SUCCESS}"), True)
+        marker.write(bytearray(success_listing(f"out-{i}" for i in range(n_reduce)).encode()))
+        marker.close()
         self._remove_checksums(fs, path, n_reduce)
 
     def _remove_checksums(self, fs, path, n_reduce):
