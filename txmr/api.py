@@ -13,14 +13,17 @@ left behind.
 import inspect
 import os
 import shutil
+import sys
 import tempfile
 from argparse import Namespace
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from txmr.chain import plan_chain, remove_stale_output, step_job
 from txmr.data.output import read_pairs
-from txmr.job import Job, JobError, load_job
+from txmr.job import Job, JobError, job_of, load_job
 from txmr.local import DAEMON_VARIABLE, CannotStart, LocalCluster
 from txmr.plan import ConfigError, JobConfig, input_error
+from txmr.steps import step_name, sum_counters
 
 
 class JobFailed(Exception):
@@ -42,13 +45,17 @@ class Result:
     @ivar counters: C{{group: {name: total}}}, the built-in C{txmr} group
         and the job's own.
     @ivar files: the output files, C{out-0}, C{out-1}... in order.
-    @ivar format: the output format, C{"tsv"} or C{"jsonl"}.
+    @ivar format: the output format, C{"tsv"} or C{"jsonl"} (or an mrjob
+        job's output protocol, L{txmr.compat.adapter.ProtocolFormat}).
+    @ivar steps: each step's counters, for a job of steps (one item for
+        any other job); C{counters} are their sums.
     """
 
     counters: dict
     output: str
     files: list
-    format: str
+    format: object
+    steps: list = field(default_factory=list)
 
     def pairs(self):
         """
@@ -116,7 +123,7 @@ def _loaded(job):
     if isinstance(job, str):
         return load_job(job)
     name = getattr(job, "__qualname__", None) or getattr(job, "__name__", repr(job))
-    return Job(name, job)
+    return job_of(name, job)
 
 
 def run(job, input, output, workers=None, args=(), mappers=None, reducers=2,
@@ -144,7 +151,9 @@ def run(job, input, output, workers=None, args=(), mappers=None, reducers=2,
     if os.environ.get(DAEMON_VARIABLE):
         raise RuntimeError("txmr.run was called while a txmr daemon loaded the job: guard the "
                            "script's call with `if __name__ == \"__main__\":`")
-    input, output = os.path.abspath(input), os.path.abspath(output)
+    # URLs (s3://...) stay as they are; paths are made absolute, since
+    # the daemons run in a directory of their own.
+    input, output = (p if "://" in p else os.path.abspath(p) for p in (input, output))
     mappers = 8 if mappers is None else mappers
     if isinstance(job, str) and (job.endswith(".py") or ".py:" in job or os.sep in job):
         # The daemons run in a directory of their own.
@@ -157,19 +166,46 @@ def run(job, input, output, workers=None, args=(), mappers=None, reducers=2,
     work = tempfile.mkdtemp(prefix="txmr-api-")
     try:
         mid = os.path.abspath(intermediate) if intermediate else os.path.join(work, "mid")
+        try:
+            chain = plan_chain(loaded, input, mid, output, mappers, reducers, args)
+        except JobError as e:
+            raise ConfigError(str(e)) from e
+        if chain.warning() and not quiet:
+            print(chain.warning(), file=sys.stderr)
         config = JobConfig(input=input, intermediate=mid, output=output, mappers=mappers,
                            reducers=reducers, job=loaded.name, max_attempts=max_attempts,
                            memory=memory << 20, job_args=args)
-        if workers == 0:
-            counters = _inline(config, loaded, quiet)
-        else:
-            counters = _local(config, job_name(job), workers or os.cpu_count() or 2, work,
-                              quiet, import_root(job))
+        steps = []
+        failed = None
+        try:
+            for step in chain.steps:
+                failed = step
+                step_config = replace(config, input=step.input, intermediate=step.intermediate,
+                                      output=step.output, mappers=step.mappers,
+                                      reducers=step.reducers, job=step.job, job_args=list(args))
+                if workers == 0:
+                    steps.append(_inline(step_config, step_job(loaded, step), quiet))
+                else:
+                    name = job_name(job)
+                    if step.count > 1:
+                        name = step_name(name, step.index)
+                    # Each step's driver and workers keep their files apart.
+                    step_work = os.path.join(work, f"step-{step.index + 1}")
+                    os.makedirs(step_work)
+                    steps.append(_local(step_config, name, workers or os.cpu_count() or 2,
+                                        step_work, quiet, import_root(job)))
+        except BaseException:
+            # A failed step leaves no earlier run's answer behind.
+            remove_stale_output(chain, failed)
+            raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    n = mappers if loaded.map_only or reducers == 0 else reducers
-    return Result(counters, output, [os.path.join(output, f"out-{i}") for i in range(n)],
-                  loaded.output_format)
+    last = chain.steps[-1]
+    n = last.mappers if last.map_only else last.reducers
+    return Result(sum_counters(steps), output,
+                  [f"{output.rstrip('/')}/out-{i}" if "://" in output
+                   else os.path.join(output, f"out-{i}") for i in range(n)], last.output_format,
+                  steps)
 
 
 def _inline(config, job, quiet):
@@ -198,7 +234,7 @@ def _local(config, name, workers, work, quiet, root):
     """
     The job on a driver and C{workers} local worker processes.
     """
-    if not os.path.isdir(config.input):
+    if "://" not in config.input and not os.path.isdir(config.input):
         raise ConfigError(input_error(config.input))
     a = Namespace(job=name, input=config.input, output=config.output,
                   intermediate=config.intermediate, mappers=config.mappers,

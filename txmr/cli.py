@@ -11,7 +11,8 @@ or look at a running driver.
 
 C{txmr run} starts C{twistd txmr-driver} and WORKERS C{twistd txmr-worker}
 processes (L{txmr.local}), follows the driver's C{/api/job}, and stops them
-all on Ctrl-C.
+all on Ctrl-C.  A job of several steps (L{txmr.chain}) runs a step at a
+time, each on a driver and workers of its own (or inline).
 """
 
 import argparse
@@ -92,6 +93,12 @@ def run(a):
         print(f"txmr run: error: the following arguments are required: {', '.join(missing)}",
               file=sys.stderr)
         return 2
+    if getattr(a, "storage_options", None):
+        storage_options(a)  # Not a JSON object: exit 2 now, saying so.
+        if a.engine == "spark":
+            print("txmr: --storage-options is for --engine txmr: Spark opens URLs through "
+                  "Hadoop (--spark-conf spark.hadoop.fs.s3a.endpoint=...)", file=sys.stderr)
+            return 2
     if a.engine == "spark":
         from txmr.spark.command import run_command
 
@@ -102,17 +109,34 @@ def run(a):
     a.workers = a.workers or os.cpu_count() or 2
     # The daemons run in a directory of their own: make paths absolute.
     for name in ("input", "output", "intermediate"):
-        if getattr(a, name):
+        if getattr(a, name) and "://" not in getattr(a, name):
             setattr(a, name, os.path.abspath(getattr(a, name)))
     if a.job.endswith(".py") or os.sep in a.job:
         a.job = os.path.abspath(a.job)
-    if a.inline:
-        return run_inline(a)
-    if not os.path.isdir(a.input):
+    # A URL (s3://...) is checked by the driver, through fsspec.
+    if not a.inline and "://" not in a.input and not os.path.isdir(a.input):
         from txmr.plan import input_error
 
         print(f"txmr: {input_error(a.input)}", file=sys.stderr)
         return 2
+    from txmr.chain import job_chain, run_chain
+
+    one = run_inline if a.inline else run_cluster
+    chain, temporary = job_chain(a)
+    if chain is None:
+        return one(a)
+    try:
+        return run_chain(a, chain, one, print_summary)
+    finally:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def run_cluster(a, counters=None):
+    """
+    One job on a driver and local workers; its counters are appended to
+    C{counters} when it finishes.
+    """
     work = tempfile.mkdtemp(prefix="txmr-run-")
     cluster = LocalCluster(a, work)
     progress = None
@@ -152,6 +176,8 @@ def run(a):
             if summary.get("traceback"):
                 print(summary["traceback"], file=sys.stderr)
             print(f"txmr: logs in {work}", file=sys.stderr)
+        elif counters is not None:
+            counters.append(summary.get("counters") or {})
         print_summary(summary, time.monotonic() - started)
         return code
     except KeyboardInterrupt:
@@ -163,6 +189,19 @@ def run(a):
         cluster.stop()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def storage_options(a):
+    """
+    The fsspec options of C{--storage-options}, or exit 2 naming the error.
+    """
+    from txmr.data.storage import parse_options
+
+    try:
+        return parse_options(getattr(a, "storage_options", None))
+    except ValueError as e:
+        print(f"txmr: {e}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def job_help(name):
@@ -180,8 +219,8 @@ def job_help(name):
     return 0
 
 
-def run_inline(a):
-    from txmr.inline import run_inline as inline
+def run_inline(a, counters_out=None):
+    from txmr.inline import OutputNotMarked, run_inline as inline
     from txmr.plan import ConfigError, JobConfig
 
     work = None
@@ -190,7 +229,8 @@ def run_inline(a):
         work = intermediate = tempfile.mkdtemp(prefix="txmr-inline-")
     config = JobConfig(input=a.input, intermediate=intermediate, output=a.output,
                        mappers=a.mappers, reducers=a.reducers, job=a.job,
-                       memory=a.memory << 20, job_args=a.job_args)
+                       memory=a.memory << 20, job_args=a.job_args,
+                       storage_options=storage_options(a))
     progress = Progress()
     started = time.monotonic()
     try:
@@ -198,10 +238,15 @@ def run_inline(a):
     except ConfigError as e:
         print(f"txmr: {e}", file=sys.stderr)
         return 2
+    except OutputNotMarked as e:
+        print(f"txmr: job failed: {e}", file=sys.stderr)
+        return 1
     finally:
         progress.close()
         if work:
             shutil.rmtree(work, ignore_errors=True)
+    if counters_out is not None:
+        counters_out.append(counters)
     print_summary({"counters": counters, "state": "finished"}, time.monotonic() - started)
     return 0
 
@@ -276,6 +321,9 @@ def parser():
     r.add_argument("--task-timeout", type=float)
     r.add_argument("--no-speculation", action="store_true")
     r.add_argument("--skip-bad-records", action="store_true")
+    r.add_argument("--storage-options", metavar="JSON",
+                   help="fsspec options of an -i/-o URL (s3://...), a JSON object; they reach "
+                        "every worker: give credentials through the environment")
     r.add_argument("--fresh", action="store_true",
                    help="with --intermediate: start over instead of resuming an earlier run")
     r.add_argument("--engine", choices=("txmr", "spark"), default="txmr",

@@ -54,10 +54,11 @@ from txmr.core.counters import add
 from txmr.job_options import JobOptionsError, make_parser, parse
 
 DEFAULT_JOB = "txmr.examples.wordcount"
-INPUT_MODES = ("lines", "file", "bytes", "jsonl", "csv")
+INPUT_MODES = ("lines", "file", "bytes", "jsonl", "csv", "path")
 # The modes in which a map task reads whole files (their splits are never
-# cut inside a file).
-WHOLE_FILE_MODES = ("file", "bytes", "csv")
+# cut inside a file); "path" hands map the file's path, unread (mrjob's
+# mapper_raw).
+WHOLE_FILE_MODES = ("file", "bytes", "csv", "path")
 OUTPUT_FORMATS = ("tsv", "jsonl")
 
 
@@ -214,6 +215,13 @@ class Job:
             instance.options = options
         return instance
 
+    def planning_error(self):
+        """
+        Why a driver cannot run this job as it is (a job of several steps
+        runs a step at a time), or L{None}.
+        """
+        return None
+
     @staticmethod
     def hooks(instance, step):
         """
@@ -240,7 +248,9 @@ def load_job(name):
     @raise JobError: with a one-line reason, if it cannot be imported or is
         not a job.
     """
-    name = (name or DEFAULT_JOB).strip()
+    from txmr.steps import split_step
+
+    name, step = split_step((name or DEFAULT_JOB).strip())
     where, _, attribute = name.rpartition(":") if ":" in name else (name, "", "")
     try:
         if where.endswith(".py") or os.sep in where:
@@ -255,6 +265,47 @@ def load_job(name):
         raise
     except (Exception, SystemExit) as e:
         raise JobError(f"cannot load job {name!r}: {type(e).__name__}: {e}") from e
+    job = job_of(name, target)
+    if step is None:
+        return job
+    if not isinstance(job, _stepped()):
+        raise JobError(f"job {name!r} has no steps(): it has no step {step + 1}")
+    return job.step(step)
+
+
+def _stepped():
+    from txmr.steps import StepJob
+
+    return StepJob
+
+
+def job_of(name, target):
+    """
+    The L{Job} of a loaded module or class: a job of steps when it has
+    C{steps()}, an mrjob job when it is (or a module defines exactly one)
+    subclass of C{MRJob}, else a job of one map and one reduce.
+
+    @raise JobError: it is none of these.
+    """
+    from txmr.compat import is_mrjob_class, mrjob_classes
+
+    if inspect.ismodule(target) and not callable(getattr(target, "map", None)) \
+            and not callable(getattr(target, "steps", None)):
+        found = mrjob_classes(target)
+        if len(found) > 1:
+            names = ", ".join(sorted(c.__name__ for c in found))
+            raise JobError(f"job {name!r} defines several MRJob classes ({names}): "
+                           f"name one, as {name}:{found[0].__name__}")
+        if found:
+            target = found[0]
+    if is_mrjob_class(target):
+        from txmr.compat.adapter import MRJobSource
+
+        return MRJobSource(name, target).job()
+    if callable(getattr(target, "steps", None)):
+        from txmr.steps import NativeSource
+
+        return NativeSource(name, target).job()
     return Job(name, target)
 
 
@@ -264,12 +315,27 @@ def _import(module_name):
     directory too.
     """
     try:
-        return importlib.import_module(module_name)
+        return _import_with_mrjob(module_name)
     except ModuleNotFoundError as e:
         here = os.getcwd()
         if e.name != module_name.split(".")[0] or here in sys.path:
             raise
         sys.path.insert(0, here)
+        return _import_with_mrjob(module_name)
+
+
+def _import_with_mrjob(module_name):
+    """
+    Import a job module; one that imports mrjob where it is missing gets
+    txmr's compatible surface (L{txmr.compat}).
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        from txmr.compat import ensure_mrjob
+
+        if (e.name or "").split(".")[0] != "mrjob" or ensure_mrjob():
+            raise
         return importlib.import_module(module_name)
 
 
@@ -277,6 +343,7 @@ def _load_file(path):
     if not os.path.isfile(path):
         raise JobError(f"job file {path!r} does not exist")
     module_name = "txmr_job_" + os.path.splitext(os.path.basename(path))[0]
+    _mrjob_if_used(path)
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -286,3 +353,19 @@ def _load_file(path):
         del sys.modules[module_name]
         raise
     return module
+
+
+def _mrjob_if_used(path):
+    """
+    A job file that imports mrjob gets the real package, or txmr's
+    compatible surface where it does not import (L{txmr.compat}).
+    """
+    try:
+        with open(path, "rb") as f:
+            used = b"mrjob" in f.read()
+    except OSError:
+        return
+    if used:
+        from txmr.compat import ensure_mrjob
+
+        ensure_mrjob()

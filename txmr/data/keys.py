@@ -44,7 +44,8 @@ def sort_key(key):
     if key is None:
         return (0, 0)
     if isinstance(key, (int, float)):
-        return (1, key)
+        # NaN compares false with everything: put it before the numbers.
+        return (1, 0, key) if key == key else (1, -1, 0)
     if isinstance(key, (list, tuple)):
         return (3, tuple(map(sort_key, key)))
     return (4, _compact(key))

@@ -11,6 +11,9 @@ how they are read back.
   - C{jsonl}: one JSON C{[key, value]} per line, valid UTF-8 (a string's
     undecodable bytes, kept as lone surrogates, are written as C{\\udcXX}
     escapes): every key and value reads back exactly.
+  - a job's own format, an object in place of the name: mrjob's
+    protocols (L{txmr.compat.adapter.ProtocolFormat}), whose C{lines(pairs)}
+    gives the bytes to write.
 """
 
 import json
@@ -73,6 +76,13 @@ class OutputFile:
     """
 
     def __init__(self, path, format="tsv"):
+        if not isinstance(format, str):
+            # A job's own format (mrjob's output protocol): its lines as
+            # bytes, from format.lines(pairs).
+            self.lines = format.lines
+            self.file = open(path, "wb")
+            self.written = 0
+            return
         self.lines = _FORMATTERS[format]
         # surrogateescape gives back the input's undecodable bytes in TSV;
         # in JSON lines, backslashreplace writes them as \\udcXX escapes,
@@ -135,8 +145,12 @@ class PairBuffer:
 def read_pairs(path, format="tsv"):
     """
     Yield the C{(key, value)} pairs of an output file: exact values from
-    JSON lines, the two text fields of each line from TSV.
+    JSON lines, the two text fields of each line from TSV, what a job's
+    own format reads back (C{format.read_pairs(path)}).
     """
+    if not isinstance(format, str):
+        yield from format.read_pairs(path)
+        return
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             if format == "jsonl":

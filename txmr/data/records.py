@@ -1,17 +1,18 @@
 """
 A map task's input records, by the job's C{INPUT} mode: the lines of a
 split (C{lines}; C{jsonl}, each line's JSON value), or whole files (C{file},
-C{bytes}; C{csv}, each row).  Each record goes through the job's map, its
-pairs into the task's output; the map's error on a record is a
+C{bytes}; C{csv}, each row; C{path}, the file's path alone).  Each record
+goes through the job's map, its pairs into the task's output; the map's error on a record is a
 L{RecordError} naming it, which C{--skip-bad-records} can skip.
 """
 
 import csv
 import io
 import json
+import os
 
 from txmr.data.attempt import RecordError, check_cancelled
-from txmr.data.inputs import decode, read_blocks
+from txmr.data.inputs import decode, input_size, open_input, read_blocks
 
 
 class Tally:
@@ -45,7 +46,17 @@ def read_file(job, function, name, path, out, skip, tally, cancel):
     if job.input_mode != "csv" and (name,) in skip:
         tally.skipped += 1
         return
-    with open(path, "rb") as f:
+    if job.input_mode == "path":
+        # The file's path, unread: the job reads it (mrjob's mapper_raw).
+        tally.records += 1
+        tally.size += input_size(path)
+        try:
+            # A URL is given as it is.
+            out.extend(function(name, path if "://" in path else os.path.abspath(path)))
+        except Exception as e:
+            raise RecordError([name], e) from e
+        return
+    with open_input(path) as f:
         data = f.read()
     tally.size += len(data)
     if job.input_mode == "csv":
@@ -64,7 +75,10 @@ def read_csv(job, function, name, data, out, skip, tally):
     record C{[name, 0, i]}.  Line ends inside quoted fields are kept as
     they are.
     """
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"), newline=""))
+    # strict: an unterminated quote is an error, not the rest of the file
+    # swallowed into one field.
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"), newline=""),
+                      strict=True)
     header = None
     i = -1
     try:
