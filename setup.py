@@ -20,6 +20,16 @@ The spark extra:
     cluster (or a local master) for users who outgrow txmr's own.  An
     extra: it is a large download and needs a Java runtime; without it,
     `--engine spark` refuses in one line that names `txmr[spark]`.
+The storage extras (inputs and outputs anywhere, txmr/data/storage.py):
+  - fsspec (the fsspec extra, and part of every other): --input and
+    --output as URLs (s3://, gs://, hdfs://, file://, memory://) through
+    one interface, each filesystem's own package behind it, rather than a
+    client per store written by hand.  An extra: local paths never touch
+    it (compressed local input is read by the standard library).
+  - s3fs (the s3 extra): fsspec's S3 filesystem, which reads the standard
+    AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+  - zstandard (the zstd extra): .zst input; the standard library reads
+    .gz, .bz2 and .xz itself.
 Test extras:
   - pytest and pytest-twisted: the suite is trial TestCases, which pytest
     also runs; pytest-twisted lets it run them on Twisted's reactor.
@@ -30,6 +40,14 @@ Test extras:
     verify it, with a CA the test makes with `cryptography`).
   - pyspark: the Spark engine's tests (a local[2] master; Java comes from
     the system, which .ci/run installs where it is missing).
+  - moto[server], s3fs, fsspec, zstandard: the storage tests
+    (tests/test_storage.py) run a job on S3 through a real local S3 server
+    (moto's, started and stopped by the test), with compressed input.
+  - mrjob: the tests of mrjob jobs run unchanged (tests/test_mrjob.py)
+    compare txmr's output and counters with those of mrjob's own inline
+    runner on the same job files; the reference has to be the real thing.
+    Only where it imports (up to Python 3.11); elsewhere txmr's compatible
+    surface (txmr/compat) runs the same files, and those tests skip.
 """
 
 from setuptools import find_packages, setup
@@ -50,8 +68,12 @@ setup(
     extras_require={
         "tls": ["twisted[tls]>=22.10"],
         "spark": ["pyspark>=4"],
+        "fsspec": ["fsspec>=2024"],
+        "s3": ["fsspec>=2024", "s3fs"],
+        "zstd": ["zstandard"],
         "test": ["pytest", "pytest-twisted", "hypothesis>=6", "twisted[tls]>=22.10",
-                 "pyspark>=4"],
+                 "pyspark>=4", "mrjob>=0.7.4,<0.8; python_version < '3.12'",
+                 "fsspec>=2024", "s3fs", "moto[server]", "zstandard"],
     },
     entry_points={"console_scripts": ["txmr = txmr.cli:main"]},
 )
