@@ -17,7 +17,7 @@ from twisted.web.http_headers import Headers
 
 from tests.test_web import DriverFixture, HTTPFixture, chromium, read_body
 from txmr.driver.guard import cookie_value
-from txmr.driver.web import BoundedRequest
+from txmr.driver.web import BoundedRequest, SniffingFactory
 
 
 def exchange(port, request, timeout=10):
@@ -285,3 +285,39 @@ class BoundedRequestTests(HTTPFixture, unittest.TestCase):
         answer = yield self.send("GET /api/job HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                  "Connection: close\r\n\r\n")
         self.assertEqual(status_and_headers(answer)[0], 200)
+
+
+class WebPeersTests(HTTPFixture, unittest.TestCase):
+    """
+    HTTP connections are bounded in number: one byte a minute would keep
+    each open, so without a bound a stranger could hold every socket.
+    """
+
+    maps = 1
+    files = 1
+
+    def setUp(self):
+        DriverFixture.setUp(self)
+        self.port = self.driver.port.getHost().port
+
+    @defer.inlineCallbacks
+    def test_many_trickling_connections_do_not_keep_a_client_out(self):
+        self.patch(SniffingFactory, "MAX_WEB", 8)
+        self.patch(SniffingFactory, "WEB_GRACE", 0.5)
+        factory = self.driver.listener.factory
+        factory.web_peers.limit = 8
+        factory.web_peers.grace = 0.5
+        held = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", self.port))
+            s.sendall(b"GET /api/job HTTP/1.1\r\n")
+            held.append(s)
+        self.addCleanup(lambda: [s.close() for s in held])
+        yield deferLater(reactor, 1.0, lambda: None)
+        self.assertLessEqual(len(factory.web_peers), 8)
+        code, _, _ = yield self.get_job()
+        self.assertEqual(code, 200, "a newcomer is served: the oldest idle one made room")
+
+    def get_job(self):
+        return exchange(self.port, b"GET /api/job HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   b"Connection: close\r\n\r\n").addCallback(status_and_headers)

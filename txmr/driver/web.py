@@ -77,6 +77,10 @@ class Sniffer(Protocol):
                 # AMP's bytes go straight to it from now on: its path is the
                 # hot one.
                 self.transport.protocol = self.inner
+            elif self.factory.web_peers is not None and not self.factory.web_peers.admit(self):
+                self.inner = None
+                self.transport.abortConnection()
+                return
             self.inner.makeConnection(self.transport)
             if amp:
                 self.inner.dataReceived(data)
@@ -101,6 +105,8 @@ class Sniffer(Protocol):
 
     def connectionLost(self, reason):
         self._stop_waiting()
+        if self.factory.web_peers is not None:
+            self.factory.web_peers.known(self)
         if self.inner is not None:
             self.inner.connectionLost(reason)
 
@@ -123,6 +129,10 @@ class SniffingFactory(Factory):
     # Connections that have sent nothing yet, kept at once.
     MAX_SILENT = 64
     SILENT_GRACE = 2.0
+    # HTTP connections kept at once: the seed's workers open one per
+    # request, a browser a few.
+    MAX_WEB = 128
+    WEB_GRACE = 2.0
 
     def __init__(self, amp_factory, http_factory, clock=None):
         self.amp = amp_factory
@@ -130,6 +140,11 @@ class SniffingFactory(Factory):
         self.clock = clock
         self.silent = None if clock is None else Strangers(
             clock, self.MAX_SILENT, self.SILENT_GRACE, "to send their first byte")
+        # Open HTTP connections: each request must arrive whole in time
+        # (L{BoundedRequest}), but one byte a minute keeps a connection
+        # open; beyond this many, a new one closes the oldest.
+        self.web_peers = None if clock is None else Strangers(
+            clock, self.MAX_WEB, self.WEB_GRACE, "on HTTP")
 
     def buildProtocol(self, addr):
         return Sniffer(self)
