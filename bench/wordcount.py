@@ -28,6 +28,7 @@ import time
 
 from txmr.local import twistd
 from txmr.core.spec import DEFAULT_MEMORY
+from txmr.data.success import output_names
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # --shared-nothing: the driver has no --intermediate; each worker keeps its
@@ -167,7 +168,8 @@ def same_output(reference, out_dir):
     this process, and every process it starts afterwards begins as a copy
     of it, which would show in their peak RSS.)
     """
-    names = sorted(os.listdir(out_dir))
+    # The job's files, not _SUCCESS (which lists them).
+    names = output_names(os.listdir(out_dir))
     files = [open(os.path.join(out_dir, n), "rb") for n in names]
     try:
         with open(reference, "rb") as ref:
