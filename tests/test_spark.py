@@ -375,6 +375,18 @@ class SessionTests(SparkTestCase):
         self.assertEqual(same, [c for c in printed_counters(expected.stdout)
                                 if c.startswith(("txmr.map_input", "txmr.reduce_output"))])
 
+    def test_job_options(self):
+        """
+        The job's own options reach every task, as on txmr's engine: the
+        same files and counters.
+        """
+        self.compare("jobs/options_count.py", EXAMPLES, 3, 2,
+                     flags=("--", "--min-count", "3", "--upper"),
+                     args=["--min-count", "3", "--upper"])
+        with open(os.path.join(self.base, "spark-out", "out-0")) as f:
+            lines = f.read().splitlines()
+        self.assertTrue(lines and all(line.split("\t")[0].isupper() for line in lines))
+
     def test_refuses_unknown_features(self):
         from txmr.spark.engine import run_spark
         from txmr.spark.options import SparkConfigError, SparkRun
@@ -498,7 +510,7 @@ class CommandTests(SparkTestCase):
                 (["--task-timeout", "5"], "--task-timeout"),
                 (["-r", "0"], "--reducers must be at least 1"),
                 (["--spark-conf", "nonsense"], "expected KEY=VALUE"),
-                (["--", "--min-count", "3"], "the job's own options")):
+                (["--", "--min-count", "3"], "--min-count")):
             result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES, "-o", out, *extra,
                                timeout=60)
             self.assertEqual(result.returncode, 2, extra)

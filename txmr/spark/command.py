@@ -21,8 +21,6 @@ REFUSED = {
     "task_timeout": "--task-timeout is txmr's engine's; Spark has no per-task timeout",
     "help_job": "--help-job shows the job's options, which --engine spark does not pass on "
                 "yet; drop --engine spark",
-    "job_args": "the job's own options (after --) are not supported by --engine spark yet; "
-                "run it with --engine txmr",
 }
 
 
@@ -47,7 +45,7 @@ def spark_run(a):
     return SparkRun(job=job, input=a.input, output=a.output, master=master,
                     mappers=a.mappers, reducers=a.reducers, conf=parse_conf(a.spark_conf),
                     memory=a.memory << 20, max_attempts=a.max_attempts,
-                    skip_bad_records=a.skip_bad_records)
+                    skip_bad_records=a.skip_bad_records, args=list(a.job_args or []))
 
 
 def run_command(a, progress, print_summary):

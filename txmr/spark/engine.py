@@ -25,6 +25,7 @@ from functools import partial
 from txmr.core.counters import summed
 from txmr.data.inputs import plan_splits
 from txmr.job import JobError, load_job
+from txmr.job_options import plain_values
 from txmr.spark.options import SparkConfigError, check_run, check_supported, is_url
 from txmr.spark.storage import HadoopOutput, LocalOutput, list_input, normalize
 
@@ -130,15 +131,21 @@ def run_spark(run, progress=None, session=None):
     except JobError as e:
         raise SparkConfigError(str(e)) from e
     check_supported(job)
+    try:
+        # Parsed here, once, as txmr's driver parses them: a bad option
+        # fails before anything runs, naming it; each task parses them again.
+        options = plain_values(job.parse_args(run.args))
+    except JobError as e:
+        raise SparkConfigError(str(e)) from e
     spark = session or start_session(run, job)
     try:
-        return _run(spark, run, job, progress)
+        return _run(spark, run, job, progress, options)
     finally:
         if session is None:
             spark.stop()
 
 
-def _run(spark, run, job, progress):
+def _run(spark, run, job, progress, options):
     from txmr.spark import tasks
 
     sc = spark.sparkContext
@@ -153,10 +160,11 @@ def _run(spark, run, job, progress):
         job=job.name, splits=splits, input=None if is_url(run.input) else run.input,
         stamps={f.name: f.stamp for f in files if f.stamp is not None}, fetched=fetched,
         n_reduce=n_reduce, max_attempts=run.max_attempts,
-        skip_bad_records=run.skip_bad_records)
+        skip_bad_records=run.skip_bad_records, args=list(run.args), options=options)
     reduce_plan = tasks.ReducePlan(
         job=job.name, n_map=n_map, n_reduce=n_reduce,
-        output=output.path if isinstance(output, LocalOutput) else None, memory=run.memory)
+        output=output.path if isinstance(output, LocalOutput) else None, memory=run.memory,
+        args=list(run.args), options=options)
     if fetched:
         source = _fetched_input(spark, files, splits)
     else:

@@ -43,6 +43,8 @@ class SparkRun:
     memory: int = DEFAULT_MEMORY
     max_attempts: int = 4
     skip_bad_records: bool = False
+    # The job's own options (what follows -- on txmr run's command line).
+    args: list = field(default_factory=list)
 
 
 # What L{txmr.job.Job} holds that this engine knows: the features whose
@@ -71,7 +73,6 @@ def check_supported(job):
             f"--engine spark does not know this job's {', '.join(unknown)} yet; "
             f"run it with --engine txmr")
     refused = [what for what, used in (
-        ("options (configure)", getattr(job, "_configure", None) is not None),
         ("map-only (REDUCE = None)", getattr(job, "map_only", False)),
     ) if used]
     probe = job._class or job._target

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.accumulators import AccumulatorParam
 
@@ -79,6 +79,10 @@ class MapPlan:
     n_reduce: int
     max_attempts: int
     skip_bad_records: bool
+    # The job's options: its argument list, and the plain values the driver
+    # parsed (as txmr's engine carries them in each task's spec).
+    args: list = field(default_factory=list)
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class ReducePlan:
     n_reduce: int
     output: str | None
     memory: int = DEFAULT_MEMORY
+    args: list = field(default_factory=list)
+    options: dict = field(default_factory=dict)
 
 
 _jobs = {}
@@ -205,7 +211,7 @@ def run_map_attempts(job, plan, index, root, splits, stamps, intermediate):
         spec = TaskSpec(kind=Kind.MAP, index=index, attempt=attempt, job=job.name,
                         intermediate=intermediate, n_map=len(plan.splits),
                         n_reduce=plan.n_reduce, input=root, splits=splits, skip=list(skip),
-                        stamps=stamps)
+                        stamps=stamps, args=list(plan.args), options=dict(plan.options))
         try:
             return run_task(job, spec), skipped, spec
         except RecordError as e:
@@ -331,7 +337,8 @@ def reduce_partition(plan, reports, index, records):
                                    f"{index}")
             spec = TaskSpec(kind=Kind.REDUCE, index=index, attempt=attempt_id(), job=job.name,
                             intermediate=intermediate, n_map=plan.n_map,
-                            n_reduce=plan.n_reduce, output=output, memory=plan.memory)
+                            n_reduce=plan.n_reduce, output=output, memory=plan.memory,
+                            args=list(plan.args), options=dict(plan.options))
             counters = run_task(job, spec)
             ((temporary, _),) = layout.files(Kind.REDUCE, index, spec.attempt)
         except Exception:
