@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from txmr.compat import is_mrjob
 from txmr.job import JobError
 from txmr.steps import StepJob, step_name, sum_counters
 
@@ -99,7 +100,7 @@ def plan_chain(job, input, intermediate, output, mappers, reducers, args):
         step_reduces = _count(job, conf, REDUCE_KEYS, reducers, at_least=0)
         ignored |= set(conf) - set(REDUCE_KEYS + MAP_KEYS)
         map_only = shape.map_only or step_reduces == 0
-        if step_reduces == 0 and not shape.map_only and _is_mrjob(job):
+        if step_reduces == 0 and not shape.map_only and is_mrjob(job):
             # An mrjob step's map emits pairs encoded for its reducer: written
             # as output they would be encoded twice.  Refused, not wrong.
             raise StepRefused(f"step {k + 1} of {job.name} has a reducer: it cannot run with "
@@ -121,12 +122,6 @@ class StepRefused(JobError):
     """
     A step txmr will not run as it is asked to: said before anything runs.
     """
-
-
-def _is_mrjob(job):
-    from txmr.compat.adapter import MRJobSource
-
-    return isinstance(getattr(job, "source", None), MRJobSource)
 
 
 def _count(job, conf, keys, default, at_least):

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from txmr.compat import is_mrjob
 from txmr.core.scheduler import Scheduler
 from txmr.core.spec import DEFAULT_MEMORY, TaskSpec
 from txmr.core.states import Kind
@@ -151,7 +152,7 @@ def plan_job(config, clear=True, job=None):
         raise ConfigError(str(e)) from e
     if job.planning_error():
         raise ConfigError(job.planning_error())
-    if config.reducers == 0 and not job.map_only and _is_mrjob(job):
+    if config.reducers == 0 and not job.map_only and is_mrjob(job):
         # Its map emits pairs encoded for its reducer: as output, they would
         # be encoded twice.
         raise ConfigError(f"{job.name} has a reducer: it cannot run with no reduce task "
@@ -218,12 +219,6 @@ def removed_line(removed, directory):
     names = ", ".join(removed[:10]) + (" ..." if len(removed) > 10 else "")
     files = "file" if len(removed) == 1 else "files"
     return f"removed {len(removed)} {files} of an earlier run from {directory}: {names}"
-
-
-def _is_mrjob(job):
-    from txmr.chain import _is_mrjob as is_mrjob
-
-    return is_mrjob(job)
 
 
 def lock_directories(config):

@@ -14,6 +14,17 @@ import importlib
 import inspect
 import sys
 
+def is_mrjob(job):
+    """
+    Whether the loaded job C{job} is an mrjob file's: its map emits pairs
+    encoded for its reducer, so a step of it that has a reducer cannot run
+    without one.
+    """
+    from txmr.compat.adapter import MRJobSource
+
+    return isinstance(getattr(job, "source", None), MRJobSource)
+
+
 # The modules of the compatible surface, by the name a job imports.
 SURFACE = ("mrjob", "mrjob.job", "mrjob.step", "mrjob.protocol")
 

@@ -14,15 +14,13 @@ a local output directory keeps its renames.
 """
 
 import os
-import re
 import tempfile
 import uuid
 import zlib
 
 from txmr.data.storage import StorageError, filesystem
-from txmr.data.success import SUCCESS, output_names, success_listing
+from txmr.data.success import SUCCESS, is_job_output, output_names, success_listing
 
-_OUT = re.compile(r"^out-(\d+)$")
 # Under an output URL: each attempt's objects, before the driver promotes
 # the winner (a name starting with "_", which every listing skips).
 TEMPORARY = "_temporary"
@@ -158,7 +156,7 @@ def remove_job_files(url):
     fs.invalidate_cache(path)
     removed = []
     for name in sorted(_output_names(fs, path)):
-        if _OUT.match(name) or name == SUCCESS:
+        if is_job_output(name):
             fs.rm_file(_join(path, name))
             removed.append(name)
         elif name == TEMPORARY:

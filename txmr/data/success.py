@@ -19,6 +19,14 @@ def success_listing(names):
     return "".join(name + "\n" for name in names)
 
 
+def is_job_output(name):
+    """
+    Whether C{name} is a job's own in its output: an C{out-R}, or the
+    marker (what a new run removes there, and nothing else).
+    """
+    return name == SUCCESS or _OUT.match(name) is not None
+
+
 def output_names(names):
     """
     The C{out-R} files among C{names}, in their order (C{out-2} before

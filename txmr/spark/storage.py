@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from txmr.data.inputs import list_inputs, stamp
 from txmr.data.layout import (LOCK_NAME, lock_directory, mark_success, remove_attempt_files,
                               remove_job_files, success_listing)
+from txmr.data.success import SUCCESS, is_job_output
 from txmr.spark.options import SparkConfigError, is_url
 
-SUCCESS = "_SUCCESS"
-_OUT = re.compile(r"^out-\d+$")
 
 
 @dataclass(frozen=True)
@@ -207,7 +206,7 @@ class HadoopOutput:
             fs.mkdirs(path)
             for status in fs.listStatus(path):
                 name = status.getPath().getName()
-                if _OUT.match(name) or name == SUCCESS:
+                if is_job_output(name):
                     fs.delete(status.getPath(), False)
         except Exception as e:
             raise SparkConfigError(f"cannot write output {self.url!r}: {_reason(e)}") from e
@@ -243,7 +242,7 @@ class HadoopOutput:
             if not ok:
                 for status in fs.listStatus(path):
                     name = status.getPath().getName()
-                    if _OUT.match(name) or name == SUCCESS:
+                    if is_job_output(name):
                         fs.delete(status.getPath(), False)
         except Exception:
             pass
