@@ -313,14 +313,14 @@ class FormatTests(Base):
 
     def test_tsv_lines(self):
         """
-        A string prints as it is, anything else as JSON: 7 and "7" print
-        alike (documented); a tab in a value is kept; line breaks are not.
+        A string prints as it is, anything else as JSON; a tab in a value
+        is kept; line breaks are not.
         """
         path = self.path("out-0")
         with OutputFile(path) as out:
-            out.write([(7, "x"), ("7", 7), (["a", 1], {"b": None}), ("k", "tab\there")])
+            out.write([(7, "x"), ("k", 7), (["a", 1], {"b": None}), ("k", "tab\there")])
         with open(path) as f:
-            self.assertEqual(f.read(), '7\tx\n7\t7\n["a",1]\t{"b":null}\nk\ttab\there\n')
+            self.assertEqual(f.read(), '7\tx\nk\t7\n["a",1]\t{"b":null}\nk\ttab\there\n')
         for key, value, error in [("a\nb", 1, "the key 'a\\nb' holds a line break"),
                                   ("k", "two\nlines", "the value 'two\\nlines' of the key 'k' "
                                                       "holds a line break"),
@@ -328,6 +328,80 @@ class FormatTests(Base):
             with OutputFile(path) as out:
                 e = self.assertRaises(OutputError, out.write, [(key, value)])
             self.assertIn(error, str(e))
+
+
+class KeyTests(Base):
+    JOB = os.path.join(JOBS, "typed_keys.py")
+
+    def corpus(self):
+        return write_files(self.path("in"), {f"f{i}.txt": "a b c d e f g h i a\n"
+                                             for i in range(4)})
+
+    def test_keys_python_finds_equal_are_one_key_whatever_the_reducers(self):
+        """
+        1, 1.0 and True are one key (as in a dict), as are 0 and -0.0 and
+        [1, 2.0] and [1.0, 2], printed as the first one read: the same
+        lines for any number of reduce tasks, inline or by processes, since
+        they are partitioned alike.
+        (They were partitioned by their JSON text, so they were one key or
+        not depending on the number of reduce tasks.)
+        """
+        corpus = self.corpus()
+        expected = ["-0.0\t8", "1\t16", "[1,2.0]\t8"]
+        for reducers in (1, 2, 3, 5):
+            result = txmr.run(self.JOB, corpus, self.path(f"o{reducers}"), workers=0,
+                              reducers=reducers)
+            self.assertEqual(sorted(f"{k}\t{v}" for k, v in result.pairs()), expected, reducers)
+        out = self.path("processes")
+        result = self.txmr("run", self.JOB, "-i", corpus, "-o", out, "-w", "2", "-r", "5")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = sorted(line for n in range(5) for line in open(os.path.join(out, f"out-{n}")))
+        self.assertEqual(lines, [line + "\n" for line in expected])
+
+    def test_tsv_refuses_a_key_and_a_string_that_print_alike(self):
+        corpus = self.corpus()
+        for inline in ([], ["--inline"]):
+            out = self.path(f"o{len(inline)}")
+            result = self.txmr("run", self.JOB, *inline, "-i", corpus, "-o", out, "-w", "1",
+                               "-r", "1", "--max-attempts", "1", "--", "--mixed")
+            self.assertEqual(result.returncode, 1, result.stderr)
+            self.assertIn("reduce task 0 failed 1 times; last, attempt ", result.stderr)
+            self.assertIn("OutputError: the key 7 and the string key '7' are in one TSV file",
+                          result.stderr)
+            self.assertIn('OUTPUT = "jsonl" writes any key exactly', result.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "_SUCCESS")))
+
+    def test_tsv_kinds_by_file_in_either_order(self):
+        for pairs, culprits in [([(7, 1), ("x", 1), ("7", 1)], (7, "'7'")),
+                                ([("[1]", 1), ("y", 2), (None, 1)], (None, "'[1]'")),
+                                ([("true", 1), (1.5, 1)], (1.5, "'true'"))]:
+            with OutputFile(self.path("out-0")) as out:
+                e = self.assertRaises(OutputError, out.write, pairs)
+            self.assertIn(f"the key {culprits[0]} and the string key {culprits[1]}", str(e))
+        # Strings that do not read as JSON beside other keys; strings that do
+        # beside strings only; and a file at a time.
+        for batches in ([[(7, 1), ("seven", 1), ("-x", 1), ("nully", 1)]],
+                        [[("7", 1)], [("[1]", 1), ("true", 2)]]):
+            with OutputFile(self.path("out-0")) as out:
+                for batch in batches:
+                    out.write(batch)
+        with OutputFile(self.path("out-1")) as out:
+            out.write([(7, 1)])
+        with OutputFile(self.path("out-2")) as out:
+            out.write([("7", 1)])
+
+    def test_an_object_key_is_refused_naming_it(self):
+        corpus = write_files(self.path("in"), {"a.txt": "x y\n"})
+        job = write_files(self.path("jobs"), {"objects.py": (
+            "def map(name, line):\n"
+            "    for w in line.split():\n"
+            "        yield {'w': w}, 1\n"
+            "def reduce(key, values):\n"
+            "    yield key, sum(values)\n")})
+        e = self.assertRaises(JobFailed, txmr.run, os.path.join(job, "objects.py"), corpus,
+                              self.path("o"), workers=0)
+        self.assertIn("the key {'w': 'x'} holds an object (a dict), which cannot be grouped",
+                      str(e))
 
 
 class MapOnlyTests(Base):

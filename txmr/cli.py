@@ -23,6 +23,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 import urllib.parse
 import urllib.request
 
@@ -240,6 +241,16 @@ def run_inline(a, counters_out=None):
         return 2
     except OutputNotMarked as e:
         print(f"txmr: job failed: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        failure = getattr(e, "txmr_failure", None)
+        if failure is None:
+            raise
+        # As the driver's run prints a failed task: its line, then the
+        # job's traceback.
+        progress.close()
+        print(f"txmr: {failure}", file=sys.stderr)
+        traceback.print_exc()
         return 1
     finally:
         progress.close()

@@ -38,7 +38,14 @@ def run_inline(config, progress=None, job=None):
         while not scheduler.over:
             now += 1
             attempt = scheduler.assign(INLINE_WORKER, now)
-            counters = run_task(plan.job, plan.spec(attempt))
+            try:
+                counters = run_task(plan.job, plan.spec(attempt))
+            except Exception as e:
+                # Raised as it is (a debugger stops in the job's code),
+                # with the line a driver would print for it.
+                e.txmr_failure = (f"{attempt.task} failed 1 times; last, attempt {attempt.id} "
+                                  f"on worker {INLINE_WORKER}: {type(e).__name__}: {e}")
+                raise
             plan.layout.commit(attempt.task.kind, attempt.task.index, attempt.id)
             scheduler.committed(Commit(attempt, counters), now)
             if progress is not None:

@@ -5,6 +5,14 @@ Map output is partitioned by a stable hash of the key's bytes
 (L{partition}, unless the job has its own), and a reduce task's output is
 sorted by key (L{sort_key}).
 Keys are JSON values; a list becomes a tuple (L{hashable}) to be grouped.
+
+Keys are grouped as Python compares them, as in a dict (and in Spark):
+C{1}, C{1.0} and C{True} are one key, as are C{0} and C{-0.0}; the
+reduce task sees them together whatever the number of reduce tasks, because
+their bytes for partitioning are the same (L{encode_key}), and the key
+given to C{reduce} is the first of them its reduce task read (maps in
+order, each map's pairs in the order it wrote them).  The key C{7} and the
+string C{"7"} are two keys.
 """
 
 import json
@@ -17,11 +25,32 @@ def _compact(value):
 
 def encode_key(key):
     """
-    The bytes of a key: UTF-8 for a string, compact JSON for the rest.
+    The bytes of a key: UTF-8 for a string, compact JSON for the rest, with
+    the numbers that Python finds equal written alike (L{_canonical}), so
+    that keys grouped together are partitioned together.
     """
     if type(key) is str:
         return key.encode("utf-8", "surrogatepass")
-    return _compact(key).encode("utf-8", "surrogatepass")
+    if type(key) is int:
+        return str(key).encode()
+    return _compact(_canonical(key)).encode("utf-8", "surrogatepass")
+
+
+def _canonical(value):
+    """
+    C{value} with each boolean, and each float equal to an int, written as
+    that int: C{True} and C{1.0} as C{1}, C{-0.0} as C{0}.
+    """
+    kind = type(value)
+    if kind is bool:
+        return int(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is list or kind is tuple:
+        return [_canonical(v) for v in value]
+    if kind is dict:
+        return {k: _canonical(v) for k, v in value.items()}
+    return value
 
 
 def partition(key, n):
@@ -90,10 +119,23 @@ def sorted_items(groups):
 def hashable(key):
     """
     Lists become tuples (a key must be hashable to be grouped).
+
+    @raise TypeError: the key holds an object (a dict), which cannot be
+        grouped, naming it.
     """
-    if type(key) is list:
+    kind = type(key)
+    if kind is list or kind is tuple:
         return tuple(hashable(k) for k in key)
+    if kind is dict:
+        raise TypeError(f"the key {_short(key)} holds an object (a dict), which cannot be "
+                        f"grouped by key: make it a list of [name, value] pairs, or its "
+                        f"JSON text")
     return key
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def job_partition(function, key, n):

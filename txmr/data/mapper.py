@@ -65,7 +65,7 @@ class MapOutput:
         self.values[i].append(value)
 
     def add(self, key, value):
-        if type(key) is list:
+        if type(key) is not str and type(key) is not int:
             key = hashable(key)
         if self.combiner:
             values = self.groups.get(key)
@@ -120,7 +120,7 @@ class MapOutput:
         def place(pairs):
             nonlocal produced
             for key, value in pairs or ():
-                if type(key) is list:
+                if type(key) is not str and type(key) is not int:
                     key = hashable(key)
                 self._place(key, value)
                 produced += 1

@@ -4,10 +4,13 @@ how they are read back.
 
   - C{tsv} (the default): C{key<TAB>value}, a string as it is and anything
     else as compact JSON.  It is text for people and for C{sort}, C{cut}
-    and C{awk}, not an exact encoding: the key C{7} and the key C{"7"} print
-    the same line.  A key holding a tab, or a key or value holding a line
-    break (LF or CR), would break the line format: the task fails, naming
-    it.  A tab inside a value is kept (a reader splits at the first tab).
+    and C{awk}, so a file's keys must read back one way: a file holding
+    both a key that is not a string (C{7}) and a string key that reads as
+    JSON (C{"7"}, C{"[1]"}, C{"true"}) could print two keys as one line, so
+    the task fails, naming both (L{TsvLines}).  A key holding a tab, or a
+    key or value holding a line break (LF or CR), would break the line
+    format: the task fails, naming it.  A tab inside a value is kept (a
+    reader splits at the first tab).
   - C{jsonl}: one JSON C{[key, value]} per line, valid UTF-8 (a string's
     undecodable bytes, kept as lone surrogates, are written as C{\\udcXX}
     escapes): every key and value reads back exactly.
@@ -18,6 +21,8 @@ how they are read back.
 
 import json
 import os
+import re
+from operator import itemgetter
 
 from txmr.data.keys import format_field
 
@@ -30,17 +35,61 @@ class OutputError(ValueError):
     """
 
 
-def _tsv_lines(pairs):
-    fmt = format_field
-    lines = [f"{fmt(k)}\t{fmt(v)}\n" for k, v in pairs]
-    # One scan of the batch in the common case; pair by pair only to name
-    # the culprit, or when values hold tabs.
-    text = "".join(lines)
-    n = len(lines)
-    if text.count("\n") != n or text.count("\t") != n or "\r" in text:
-        for key, value in pairs:
-            _check_tsv(key, value)
-    return text
+# A line whose key may be a string that reads as a JSON number, boolean,
+# null, list or object.
+_JSON_LIKE = re.compile(r"^(?:-?[0-9]|\[|\{|(?:true|false|null)\t)", re.MULTILINE)
+_first = itemgetter(0)
+_NONE = object()
+
+
+class TsvLines:
+    """
+    The lines of one TSV file, batch by batch.  It remembers the file's
+    first key that is not a string and its first string key that reads as
+    JSON: a file with both is refused, naming them, since the two kinds
+    cannot be told apart in the text (C{7} and C{"7"} print alike).  The
+    rule is by kind, not by equal text, so that it costs two remembered
+    keys rather than a set of every key.
+    """
+
+    def __init__(self):
+        self.typed = self.json_like = _NONE
+
+    def __call__(self, pairs):
+        fmt = format_field
+        lines = [f"{fmt(k)}\t{fmt(v)}\n" for k, v in pairs]
+        # One scan of the batch in the common case; pair by pair only to
+        # name the culprit, or when values hold tabs.
+        text = "".join(lines)
+        n = len(lines)
+        if text.count("\n") != n or text.count("\t") != n or "\r" in text:
+            for key, value in pairs:
+                _check_tsv(key, value)
+        if self.typed is _NONE and set(map(type, map(_first, pairs))) != {str}:
+            self.typed = next(k for k, _ in pairs if type(k) is not str)
+        if self.json_like is _NONE:
+            self.json_like = self._json_like(text, pairs)
+        if self.typed is not _NONE and self.json_like is not _NONE:
+            raise OutputError(
+                f"the key {self.typed!r} and the string key {self.json_like!r} are in one "
+                f"TSV file, which cannot tell a string that reads as JSON from a key that "
+                f"is not a string (7 and \"7\" print alike): emit such keys as one kind, "
+                f"or OUTPUT = \"jsonl\" writes any key exactly")
+        return text
+
+    @staticmethod
+    def _json_like(text, pairs):
+        if not _JSON_LIKE.search(text):
+            return _NONE
+        for key, _ in pairs:
+            if type(key) is str and _JSON_LIKE.match(key + "\t"):
+                try:
+                    value = json.loads(key)
+                except ValueError:
+                    continue
+                if type(value) is not str:
+                    return key
+        return _NONE
 
 
 def _check_tsv(key, value):
@@ -65,7 +114,7 @@ def _jsonl_lines(pairs):
     return "".join([f"[{dumps(k)},{dumps(v)}]\n" for k, v in pairs])
 
 
-_FORMATTERS = {"tsv": _tsv_lines, "jsonl": _jsonl_lines}
+_FORMATTERS = {"tsv": TsvLines, "jsonl": lambda: _jsonl_lines}
 
 
 class OutputFile:
@@ -83,7 +132,7 @@ class OutputFile:
             self.file = open(path, "wb")
             self.written = 0
             return
-        self.lines = _FORMATTERS[format]
+        self.lines = _FORMATTERS[format]()
         # surrogateescape gives back the input's undecodable bytes in TSV;
         # in JSON lines, backslashreplace writes them as \\udcXX escapes,
         # which JSON reads back as the same string.
