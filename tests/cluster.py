@@ -56,6 +56,25 @@ def wait_for(predicate, timeout, what, interval=0.05):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def worker_exit(cluster, worker, name, seconds):
+    """
+    A Deferred that fires once the worker process C{worker} has exited,
+    polling without blocking the reactor; the test fails, with the
+    worker's log, if it still runs after C{seconds}.
+    """
+    from twisted.internet import reactor, task
+
+    def poll(left):
+        if worker.poll() is not None:
+            return None
+        if left <= 0:
+            worker.kill()
+            raise AssertionError(f"the worker did not give up:\n{cluster.log(name)[-3000:]}")
+        return task.deferLater(reactor, 0.05, poll, left - 1)
+
+    return poll(int(seconds * 20))
+
+
 class Cluster:
     """
     One job: a driver and any number of workers, as processes.

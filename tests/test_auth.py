@@ -11,7 +11,7 @@ only the jobs its owner allows, and the driver keeps only so many strangers
 
 import os
 
-from twisted.internet import defer, endpoints, reactor, task
+from twisted.internet import defer, endpoints, reactor
 from twisted.internet.protocol import Factory
 from twisted.logger import globalLogPublisher
 from twisted.protocols import amp
@@ -25,7 +25,7 @@ from txmr.worker.execution import Executor, escapes
 from txmr.worker.options import WorkerOptions
 from txmr.worker.service import WorkerService
 
-from tests.cluster import JOBS, Cluster, write_corpus
+from tests.cluster import JOBS, Cluster, worker_exit, write_corpus
 from tests.memory import FakeWorker, MemoryDriverMixin, Silent
 from tests.oracle import read_output, reference
 from tests.test_pair import DriverEndpoint, at_once
@@ -428,13 +428,7 @@ class ImpostorTests(unittest.TestCase):
         self.addCleanup(port.stopListening)
         worker = cluster.start_worker("w", f"127.0.0.1:{port.getHost().port}",
                                       "--secret-file", secret_file, "--give-up", "3")
-        for _ in range(400):
-            if worker.poll() is not None:
-                break
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        else:
-            worker.kill()
-            self.fail(f"the worker did not give up:\n{cluster.log('w')[-3000:]}")
+        yield worker_exit(cluster, worker, "w", 20)
         log = cluster.log("w")
         self.assertEqual(worker.returncode, 1, log)
         self.assertIn("cannot reach the driver", log)

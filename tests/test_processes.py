@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 
-from twisted.internet import defer, endpoints, reactor, task
+from twisted.internet import defer, endpoints, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from tests.cluster import EXAMPLES, JOBS, Cluster, counted, twistd, wait_for, write_corpus
+from tests.cluster import (EXAMPLES, JOBS, Cluster, counted, twistd, wait_for, worker_exit,
+                           write_corpus)
 from tests.oracle import read_output
 
 
@@ -125,13 +126,7 @@ class NotADriverTests(unittest.TestCase):
         cluster = Cluster(self)
         worker = cluster.start_worker(
             "w", f"127.0.0.1:{port.getHost().port}", "--give-up", "3")
-        for _ in range(300):
-            if worker.poll() is not None:
-                break
-            yield task.deferLater(reactor, 0.05, lambda: None)
-        else:
-            worker.kill()
-            self.fail(f"the worker did not give up:\n{cluster.log('w')[-3000:]}")
+        yield worker_exit(cluster, worker, "w", 15)
         self.assertEqual(worker.returncode, 1)
         self.assertIn("cannot reach the driver", cluster.log("w"))
         self.assertGreater(factory.connections, 3)
@@ -267,27 +262,34 @@ class DiskTests(unittest.TestCase):
     never a loop of attempts, never exit 0.
     """
 
-    def test_full_output_disk_fails_the_job(self):
+    def full_disk_fails_the_job(self, which, task, **corpus):
         cluster = Cluster(self, maps=2, reduces=2)
-        write_many_words(cluster.input)
-        mount_tmpfs(self, cluster.output, "size=16k")
+        write_many_words(cluster.input, **corpus)
+        mount_tmpfs(self, getattr(cluster, which), "size=64k" if corpus else "size=16k")
         cluster.start_driver()
         cluster.start_worker("w1")
         cluster.start_worker("w2")
         self.assertEqual(cluster.wait(timeout=60), 1, cluster.log())
         log = cluster.log()
-        self.assertIn("job failed: reduce task", log)
+        self.assertIn(f"job failed: {task} task", log)
         self.assertIn("No space left on device", log)
         self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
 
-    def test_read_only_output_refuses_to_start(self):
+    def read_only_refuses_to_start(self, which):
         cluster = Cluster(self, maps=2, reduces=2, input_dir=EXAMPLES)
-        mount_tmpfs(self, cluster.output, "ro,size=16k")
+        directory = getattr(cluster, which)
+        mount_tmpfs(self, directory, "ro,size=16k")
         result = subprocess.run(twistd() + ["--pidfile=", "-n"] + cluster.driver_args(),
                                 cwd=cluster.base, capture_output=True, text=True, timeout=60,
                                 stdin=subprocess.DEVNULL)
         self.assertEqual(result.returncode, 2, result.stderr)
-        self.assertIn(f"cannot write in {cluster.output!r}", result.stderr)
+        self.assertIn(f"cannot write in {directory!r}", result.stderr)
+
+    def test_full_output_disk_fails_the_job(self):
+        self.full_disk_fails_the_job("output", "reduce")
+
+    def test_read_only_output_refuses_to_start(self):
+        self.read_only_refuses_to_start("output")
 
     def test_intermediate_deleted_mid_job_fails_the_job(self):
         cluster = Cluster.slow_job(self, 4, 1)
@@ -301,26 +303,10 @@ class DiskTests(unittest.TestCase):
         self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
 
     def test_full_intermediate_disk_fails_the_job(self):
-        cluster = Cluster(self, maps=2, reduces=2)
-        write_many_words(cluster.input, words=20000)
-        mount_tmpfs(self, cluster.intermediate, "size=64k")
-        cluster.start_driver()
-        cluster.start_worker("w1")
-        cluster.start_worker("w2")
-        self.assertEqual(cluster.wait(timeout=60), 1, cluster.log())
-        log = cluster.log()
-        self.assertIn("job failed: map task", log)
-        self.assertIn("No space left on device", log)
-        self.assertEqual([n for n in os.listdir(cluster.output) if n.startswith("out-")], [])
+        self.full_disk_fails_the_job("intermediate", "map", words=20000)
 
     def test_read_only_intermediate_refuses_to_start(self):
-        cluster = Cluster(self, maps=2, reduces=2, input_dir=EXAMPLES)
-        mount_tmpfs(self, cluster.intermediate, "ro,size=16k")
-        result = subprocess.run(twistd() + ["--pidfile=", "-n"] + cluster.driver_args(),
-                                cwd=cluster.base, capture_output=True, text=True, timeout=60,
-                                stdin=subprocess.DEVNULL)
-        self.assertEqual(result.returncode, 2, result.stderr)
-        self.assertIn(f"cannot write in {cluster.intermediate!r}", result.stderr)
+        self.read_only_refuses_to_start("intermediate")
 
 
 class SecondDriverTests(unittest.TestCase):

@@ -158,9 +158,9 @@ class SniffingFactory(Factory):
         self.http.doStop()
 
 
-class JobAPI(resource.Resource):
+class _JSONResource(resource.Resource):
     """
-    C{GET /api/job}: the job's state as JSON, for the page and for tools.
+    A JSON answer computed from the job's view on each C{GET}, never cached.
     """
 
     isLeaf = True
@@ -172,24 +172,26 @@ class JobAPI(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"content-type", b"application/json")
-        return json.dumps(job_state(self.view())).encode() + b"\n"
+        return json.dumps(self.answer(request)).encode() + b"\n"
 
 
-class AttemptAPI(resource.Resource):
+class JobAPI(_JSONResource):
+    """
+    C{GET /api/job}: the job's state as JSON, for the page and for tools.
+    """
+
+    def answer(self, request):
+        return job_state(self.view())
+
+
+class AttemptAPI(_JSONResource):
     """
     C{GET /api/attempt/ID}: one attempt, with its traceback if it failed
     (the page fetches it when a failure is clicked: tracebacks are too
     long to poll once a second).
     """
 
-    isLeaf = True
-
-    def __init__(self, view):
-        super().__init__()
-        self.view = view
-
-    def render_GET(self, request):
-        request.setHeader(b"cache-control", b"no-store")
+    def answer(self, request):
         try:
             (name,) = request.postpath
             found = attempt_state(self.view(), int(name))
@@ -197,9 +199,8 @@ class AttemptAPI(resource.Resource):
             found = None
         if found is None:
             request.setResponseCode(404)
-            found = {"error": "no such attempt"}
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps(found).encode() + b"\n"
+            return {"error": "no such attempt"}
+        return found
 
 
 class StatusPage(resource.Resource):
