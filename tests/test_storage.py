@@ -7,9 +7,11 @@ S3 server (L{tests.s3_server}).
 
 import bz2
 import gzip
+import json
 import lzma
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -390,6 +392,56 @@ class S3Tests(unittest.TestCase):
         self.assertTrue([seen for seen in watcher.seen if 0 < len(seen[0]) < 3],
                         "the reader saw the output while it was incomplete")
         self.assertEqual(cluster.summary()["counters"]["txmr"]["map_input_records"], 6 * 400)
+
+    def test_a_second_run_on_the_same_output_url_refuses(self):
+        """
+        A store has no flock: the run's lock object keeps a second run off
+        its output URL (it would remove the first one's files and mix its
+        own with them); a lock left by a dead run on this host is taken
+        over, one from another host is named with the object to remove.
+        """
+        plain = self.upload_corpus([".gz"])
+        # Its reduces wait for a file "go": the first run surely holds the
+        # URL while the second tries.
+        job = os.path.join(JOBS, "gated_reduce.py")
+        cluster = Cluster(self, job=job, maps=2, reduces=3)
+        cluster.input, cluster.output = "s3://txmr/in", "s3://txmr/out"
+        cluster.env.update(self.s3.env())
+        cluster.start_driver()
+        cluster.start_worker("w")
+        env = dict(os.environ, TMPDIR=self.base, **self.s3.env())
+
+        def run():
+            return subprocess.run(TXMR + ["run", "--inline", "-i", "s3://txmr/in", "-o",
+                                          "s3://txmr/out", "-r", "3"],
+                                  capture_output=True, text=True, env=env, timeout=120,
+                                  stdin=subprocess.DEVNULL)
+
+        second = run()
+        self.assertEqual(second.returncode, 2, second.stderr)
+        self.assertIn("txmr: s3://txmr/out is in use by a txmr run of", second.stderr)
+        self.assertIn("if that run is gone, remove s3://txmr/out/_txmr.lock", second.stderr)
+        open(os.path.join(cluster.scratch, "go"), "w").close()
+        self.assertEqual(cluster.wait(), 0, cluster.log())
+        self.assertEqual(output_pairs(lambda n: self.fs.cat(f"txmr/out/{n}"), 3),
+                         reference(WORDCOUNT, plain))
+        self.assertFalse(self.fs.exists("txmr/out/_txmr.lock"), "released at the end")
+
+        elsewhere = {"who": "a txmr run of x (pid 7 on elsewhere)", "host": "elsewhere",
+                     "pid": 7, "intermediate": "/tmp/x", "id": "1"}
+        self.fs.pipe("txmr/out/_txmr.lock", json.dumps(elsewhere).encode())
+        refused = run()
+        self.assertEqual(refused.returncode, 2, refused.stderr)
+        self.assertIn("is in use by a txmr run of x (pid 7 on elsewhere)", refused.stderr)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        here = dict(elsewhere, host=socket.gethostname(), pid=dead.pid)
+        self.fs.pipe("txmr/out/_txmr.lock", json.dumps(here).encode())
+        again = run()
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(output_pairs(lambda n: self.fs.cat(f"txmr/out/{n}"), 3),
+                         reference(WORDCOUNT, plain))
+        self.assertFalse(self.fs.exists("txmr/out/_txmr.lock"))
 
     def test_txmr_run_with_storage_options(self):
         """

@@ -21,6 +21,7 @@ from txmr.data import storage, store_output
 from txmr.data.inputs import list_inputs, plan_splits, stamp, whole
 from txmr.data.knobs import DEFAULT_KNOBS
 from txmr.data.layout import DirectoryInUse, Layout, lock_directory, remove_job_files
+from txmr.data.store_lock import StoreInUse, StoreLock
 from txmr.data.sampling import sample_bounds
 from txmr.job import DEFAULT_JOB, JobError, load_job
 from txmr.job_options import plain_values
@@ -102,6 +103,9 @@ def release_locks(locks):
     Close the locks of a run's directories, and remove their files.
     """
     for lock in locks:
+        if isinstance(lock, StoreLock):
+            lock.release()
+            continue
         try:
             os.unlink(lock.name)
         except OSError:
@@ -231,15 +235,21 @@ def lock_directories(config):
     who = (f"a txmr run of {config.job} (pid {os.getpid()} on {socket.gethostname()}, "
            f"since {time.strftime('%Y-%m-%d %H:%M:%S')})")
     locks = []
+    directories = sorted({config.intermediate, config.output})
+    local = [d for d in directories if not storage.is_url(d)]
     try:
-        # A store cannot be locked (no flock): only local directories are.
-        for directory in sorted(d for d in {config.intermediate, config.output}
-                                if not storage.is_url(d)):
+        for directory in local:
             locks.append(lock_directory(directory, who))
-    except (DirectoryInUse, OSError) as e:
-        for lock in locks:
-            lock.close()
-        if isinstance(e, DirectoryInUse):
+        # A store has no flock: a lock object, taken once the local
+        # directories are (a run holding the intermediate directory may
+        # take over the lock its dead predecessor left on the store).
+        intermediate = None if storage.is_url(config.intermediate) else config.intermediate
+        for url in directories:
+            if url not in local:
+                locks.append(StoreLock(url, who, intermediate))
+    except (DirectoryInUse, StoreInUse, OSError, storage.StorageError) as e:
+        release_locks(locks)
+        if isinstance(e, (DirectoryInUse, StoreInUse, storage.StorageError)):
             raise ConfigError(str(e)) from e
         raise ConfigError(f"cannot write in {e.filename and os.path.dirname(e.filename)!r}: "
                           f"{e.strerror}") from e
