@@ -245,6 +245,34 @@ class RunTests(unittest.TestCase):
         self.assertEqual(results[0].stderr, results[1].stderr)
         self.assertTrue(results[0].stderr.startswith("txmr: cannot load job"), results[0].stderr)
 
+    def test_links_in_the_input_are_followed_but_not_into_a_loop(self):
+        """
+        A link to a file and a link to a directory are input like the rest
+        (a linked directory was skipped: its words were missing from an
+        exit 0); a link to the directory above is not walked for ever.
+        """
+        elsewhere = os.path.join(self.base, "elsewhere")
+        corpus = os.path.join(self.base, "in")
+        os.makedirs(os.path.join(elsewhere, "more"))
+        os.makedirs(os.path.join(corpus, "deep"))
+        for path, text in [(os.path.join(elsewhere, "one.txt"), "linked file\n"),
+                           (os.path.join(elsewhere, "more", "two.txt"), "linked folder\n"),
+                           (os.path.join(corpus, "deep", "three.txt"), "plain file\n")]:
+            with open(path, "w") as f:
+                f.write(text)
+        os.symlink(os.path.join(elsewhere, "one.txt"), os.path.join(corpus, "one.txt"))
+        os.symlink(os.path.join(elsewhere, "more"), os.path.join(corpus, "more"))
+        os.symlink("..", os.path.join(corpus, "deep", "up"))
+        os.symlink(".", os.path.join(corpus, "here"))
+        os.mkfifo(os.path.join(corpus, "a-pipe"))
+        for inline in ([], ["--inline"]):
+            out = os.path.join(self.base, f"out{len(inline)}")
+            result = self.txmr("run", *inline, "-i", corpus, "-o", out, "-w", "1", "-r", "1",
+                               timeout=60)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(read_output(out, 1), {"linked": "2", "file": "2", "folder": "1",
+                                                   "plain": "1"})
+
     def test_input_that_is_a_file_is_named_so(self):
         for inline in ([], ["--inline"]):
             result = self.txmr("run", *inline, "-i", os.path.join(EXAMPLES, "pg-alice.txt"),
