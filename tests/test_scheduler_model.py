@@ -15,19 +15,27 @@ from twisted.trial import unittest
 
 from txmr.core.errors import SchedulingError
 from txmr.core.instructions import JobOver, OutputLost
+from txmr.core.model import WorkerInfo
 from txmr.core.scheduler import Scheduler
-from txmr.core.states import AttemptState, JobState, Kind, TaskState
+from txmr.core.states import AttemptState, JobState, Kind, TaskState, Via
 
 
 class SchedulerStories(RuleBasedStateMachine):
     @initialize(maps=st.integers(1, 4), reduces=st.integers(1, 3),
                 max_attempts=st.integers(1, 4), timeout=st.sampled_from([None, 5.0]),
-                skipping=st.booleans(), shared_nothing=st.booleans())
-    def plan(self, maps, reduces, max_attempts, timeout, skipping, shared_nothing):
-        self.s = Scheduler([[[f"f{i}", 0, 10]] for i in range(maps)], reduces,
+                skipping=st.booleans(), shared_nothing=st.booleans(), seed=st.booleans(),
+                cut=st.booleans())
+    def plan(self, maps, reduces, max_attempts, timeout, skipping, shared_nothing, seed, cut):
+        # With cut, map 0 reads part of a file that map 1 reads too: not a
+        # task for the seed's workers, which read whole files.
+        splits = [[[f"f{i}", 0, 10]] for i in range(maps)]
+        if cut and maps > 1:
+            splits[0], splits[1] = [["f0", 0, 5]], [["f0", 5, 10]]
+        self.s = Scheduler(splits, reduces,
                            max_attempts=max_attempts, task_timeout=timeout,
                            speculate_after=3.0, blacklist_after=2,
-                           skip_bad_records=skipping, shared_nothing=shared_nothing)
+                           skip_bad_records=skipping, shared_nothing=shared_nothing,
+                           seed_workers=seed)
         self.now = 0.0
         self.ids = 0
         self.committed = {}
@@ -60,6 +68,16 @@ class SchedulerStories(RuleBasedStateMachine):
         self.ids += 1
         self.s.register(f"w{self.ids}", self.now, slots=slots)
 
+    @rule()
+    def seed_worker_joins(self):
+        """
+        One of the seed's HTTP workers: any number of tasks at once, a
+        60 s lease, and only the tasks it can do exactly.
+        """
+        self.ids += 1
+        self.s.register(f"h{self.ids}", self.now, info=WorkerInfo(via=Via.HTTP), timeout=60.0,
+                        slots=None)
+
     @precondition(lambda self: self.live())
     @rule(data=st.data())
     def lose(self, data):
@@ -80,6 +98,17 @@ class SchedulerStories(RuleBasedStateMachine):
         attempt = self.s.assign(worker.id, self.now)
         if attempt is not None and attempt.task.kind is Kind.REDUCE:
             self.reads[attempt.id] = [m.winner.id for m in self.s.maps]
+        if attempt is not None and worker.info.via is Via.HTTP:
+            assert self.s.seed_workers, attempt
+            if attempt.task.kind is Kind.MAP:
+                assert all(end - start == 10 for _, start, end in attempt.task.inputs), attempt
+                assert attempt.seed_format
+            else:
+                # Its reduce reads the seed's buckets: every map's output
+                # must be in them.
+                assert all(m.winner.seed_format for m in self.s.maps), attempt
+        elif attempt is not None:
+            assert not attempt.seed_format
 
     @precondition(lambda self: self.running())
     @rule(data=st.data(), commit_fails=st.booleans())
@@ -228,7 +257,10 @@ class SchedulerStories(RuleBasedStateMachine):
         """
         if self.s.over or self.running():
             return
-        idle = [w for w in self.live() if not w.attempts]
+        # A seed worker may be left with nothing it can do (a job of seed
+        # workers alone then waits for a txmr worker: the status page says
+        # so); a txmr worker never is.
+        idle = [w for w in self.live() if not w.attempts and w.info.via is Via.AMP]
         if not idle:
             return
         trial = copy.deepcopy(self.s)
