@@ -285,6 +285,23 @@ class RunTests(unittest.TestCase):
         self.assertEqual(result.returncode, 2)
         self.assertIn("--workers: must be at least 1", result.stderr)
 
+    def test_numbers_out_of_range_are_refused_the_same_inline_or_not(self):
+        """
+        A negative task timeout was refused by the driver in words the
+        user never saw ("the driver did not start"), and accepted inline.
+        """
+        for flags, error in [(["--task-timeout", "-1"], "--task-timeout: must be more than 0"),
+                             (["--task-timeout", "nan"], "--task-timeout: must be more than 0"),
+                             (["--memory", "0"], "--memory: must be at least 1"),
+                             (["--max-attempts", "0"], "--max-attempts must be at least 1")]:
+            results = [self.txmr("run", *inline, "-i", EXAMPLES, "-o",
+                                 os.path.join(self.base, "o"), *flags)
+                       for inline in ([], ["--inline"])]
+            self.assertEqual([r.returncode for r in results], [2, 2], flags)
+            self.assertEqual(results[0].stderr, results[1].stderr)
+            self.assertIn(error, results[0].stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.base, "o", "_SUCCESS")))
+
     def test_ctrl_c_leaves_no_process(self):
         corpus = os.path.join(self.base, "in")
         write_corpus(corpus)

@@ -373,14 +373,19 @@ class KeyTests(Base):
 
     def test_tsv_kinds_by_file_in_either_order(self):
         for pairs, culprits in [([(7, 1), ("x", 1), ("7", 1)], (7, "'7'")),
-                                ([("[1]", 1), ("y", 2), (None, 1)], (None, "'[1]'")),
-                                ([("true", 1), (1.5, 1)], (1.5, "'true'"))]:
+                                ([("[1]", 1), ("y", 2), (None, 1), (("a", 2), 1)],
+                                 (("a", 2), "'[1]'")),
+                                ([("true", 1), (1.5, 1)], (1.5, "'true'")),
+                                ([("{}", 1), ({"a": 1}, 1)], ({"a": 1}, "'{}'"))]:
             with OutputFile(self.path("out-0")) as out:
                 e = self.assertRaises(OutputError, out.write, pairs)
-            self.assertIn(f"the key {culprits[0]} and the string key {culprits[1]}", str(e))
-        # Strings that do not read as JSON beside other keys; strings that do
+            self.assertIn(f"the key {culprits[0]!r} and the string key {culprits[1]}", str(e))
+        # Strings that do not read as JSON beside other keys; strings that
+        # read as JSON of another kind than the other keys; strings that do
         # beside strings only; and a file at a time.
-        for batches in ([[(7, 1), ("seven", 1), ("-x", 1), ("nully", 1)]],
+        for batches in ([[(7, 1), ("seven", 1), ("-x", 1), ("nully", 1), ("", 1)]],
+                        [[(["length", 3], 1), ("7", 1), ("{}", 1)]],
+                        [[(None, 1)], [("[1]", 1)]],
                         [[("7", 1)], [("[1]", 1), ("true", 2)]]):
             with OutputFile(self.path("out-0")) as out:
                 for batch in batches:

@@ -103,7 +103,7 @@ def run(a):
     if a.engine == "spark":
         from txmr.spark.command import run_command
 
-        return run_command(a, Progress(), print_summary)
+        return run_command(a, Progress, print_summary)
     if a.master or a.spark_conf:
         print("txmr: --master and --spark-conf are for --engine spark", file=sys.stderr)
         return 2
@@ -231,6 +231,7 @@ def run_inline(a, counters_out=None):
     config = JobConfig(input=a.input, intermediate=intermediate, output=a.output,
                        mappers=a.mappers, reducers=a.reducers, job=a.job,
                        memory=a.memory << 20, job_args=a.job_args,
+                       max_attempts=a.max_attempts,
                        storage_options=storage_options(a))
     progress = Progress()
     started = time.monotonic()
@@ -309,6 +310,13 @@ def _at_least_one(text):
     return value
 
 
+def _more_than_zero(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def parser():
     p = argparse.ArgumentParser(prog="txmr", description="MapReduce on Twisted.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -327,9 +335,9 @@ def parser():
     r.add_argument("-r", "--reducers", type=int, default=2)
     r.add_argument("--intermediate", help="default: a temporary directory")
     r.add_argument("--inline", action="store_true", help="one process, no network")
-    r.add_argument("--memory", type=int, default=128, help="reduce memory budget, MB")
+    r.add_argument("--memory", type=_at_least_one, default=128, help="reduce memory budget, MB")
     r.add_argument("--max-attempts", type=int, default=4)
-    r.add_argument("--task-timeout", type=float)
+    r.add_argument("--task-timeout", type=_more_than_zero, help="seconds")
     r.add_argument("--no-speculation", action="store_true")
     r.add_argument("--skip-bad-records", action="store_true")
     r.add_argument("--storage-options", metavar="JSON",

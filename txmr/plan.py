@@ -136,6 +136,10 @@ def plan_job(config, clear=True, job=None):
                           "(0: a map-only job)")
     if config.max_attempts < 1:
         raise ConfigError("--max-attempts must be at least 1")
+    if config.task_timeout is not None and not config.task_timeout > 0:
+        raise ConfigError("--task-timeout must be more than 0 seconds")
+    if config.memory < 1:
+        raise ConfigError("--memory must be at least 1 (MB)")
     if not config.input:
         raise ConfigError("--input DIR is required")
     storage.configure(config.storage_options)

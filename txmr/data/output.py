@@ -6,8 +6,9 @@ how they are read back.
     else as compact JSON.  It is text for people and for C{sort}, C{cut}
     and C{awk}, so a file's keys must read back one way: a file holding
     both a key that is not a string (C{7}) and a string key that reads as
-    JSON (C{"7"}, C{"[1]"}, C{"true"}) could print two keys as one line, so
-    the task fails, naming both (L{TsvLines}).  A key holding a tab, or a
+    JSON of the same kind (C{"7"}, C{"true"}; a list, an object) could
+    print two keys as one line, so the task fails, naming both
+    (L{TsvLines}).  A key holding a tab, or a
     key or value holding a line break (LF or CR), would break the line
     format: the task fails, naming it.  A tab inside a value is kept (a
     reader splits at the first tab).
@@ -35,25 +36,39 @@ class OutputError(ValueError):
     """
 
 
-# A line whose key may be a string that reads as a JSON number, boolean,
-# null, list or object.
-_JSON_LIKE = re.compile(r"^(?:-?[0-9]|\[|\{|(?:true|false|null)\t)", re.MULTILINE)
+# Lines whose key may be a string that reads as JSON of each kind: a
+# scalar (a number, a boolean, null), a list, an object.
+_JSON_LIKE = {"scalar": re.compile(r"^(?:-?[0-9]|(?:true|false|null)\t)", re.MULTILINE),
+              "list": re.compile(r"^\[", re.MULTILINE),
+              "object": re.compile(r"^\{", re.MULTILINE)}
 _first = itemgetter(0)
-_NONE = object()
+
+
+def _kind(value):
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return "list"
+    if kind is dict:
+        return "object"
+    return "scalar"
 
 
 class TsvLines:
     """
-    The lines of one TSV file, batch by batch.  It remembers the file's
-    first key that is not a string and its first string key that reads as
-    JSON: a file with both is refused, naming them, since the two kinds
-    cannot be told apart in the text (C{7} and C{"7"} print alike).  The
-    rule is by kind, not by equal text, so that it costs two remembered
-    keys rather than a set of every key.
+    The lines of one TSV file, batch by batch.  A key that is not a string
+    prints as JSON, so it could print as a string key does (C{7} and
+    C{"7"}, C{[1]} and C{"[1]"}): this remembers, for each kind of JSON
+    (scalar, list, object), the file's first key of that kind and its
+    first string key that reads as JSON of that kind, and refuses the file
+    once a kind has both, naming them.  It goes by kind rather than by
+    equal text so that its memory stays two keys a kind, not a set of
+    every key: a file may so be refused that would have held no equal
+    lines.
     """
 
     def __init__(self):
-        self.typed = self.json_like = _NONE
+        self.typed = {}
+        self.json_like = {}
 
     def __call__(self, pairs):
         fmt = format_field
@@ -65,31 +80,37 @@ class TsvLines:
         if text.count("\n") != n or text.count("\t") != n or "\r" in text:
             for key, value in pairs:
                 _check_tsv(key, value)
-        if self.typed is _NONE and set(map(type, map(_first, pairs))) != {str}:
-            self.typed = next(k for k, _ in pairs if type(k) is not str)
-        if self.json_like is _NONE:
-            self.json_like = self._json_like(text, pairs)
-        if self.typed is not _NONE and self.json_like is not _NONE:
-            raise OutputError(
-                f"the key {self.typed!r} and the string key {self.json_like!r} are in one "
-                f"TSV file, which cannot tell a string that reads as JSON from a key that "
-                f"is not a string (7 and \"7\" print alike): emit such keys as one kind, "
-                f"or OUTPUT = \"jsonl\" writes any key exactly")
+        typed, json_like = self.typed, self.json_like
+        if len(typed) < 3 and set(map(type, map(_first, pairs))) != {str}:
+            for key, _ in pairs:
+                if type(key) is not str:
+                    typed.setdefault(_kind(key), key)
+        wanted = [kind for kind, line in _JSON_LIKE.items()
+                  if kind not in json_like and line.search(text)]
+        if wanted:
+            self._find_json_like(pairs, wanted)
+        for kind, key in typed.items():
+            if kind in json_like:
+                raise OutputError(
+                    f"the key {key!r} and the string key {json_like[kind]!r} are in one TSV "
+                    f"file, which cannot tell a string that reads as JSON from a key that is "
+                    f"not a string (7 and \"7\" print alike): emit such keys as one kind, "
+                    f"or OUTPUT = \"jsonl\" writes any key exactly")
         return text
 
-    @staticmethod
-    def _json_like(text, pairs):
-        if not _JSON_LIKE.search(text):
-            return _NONE
+    def _find_json_like(self, pairs, wanted):
+        starts = tuple({"scalar": "-0123456789tfn", "list": "[", "object": "{"}[kind]
+                       for kind in wanted)
+        starts = "".join(starts)
+        json_like = self.json_like
         for key, _ in pairs:
-            if type(key) is str and _JSON_LIKE.match(key + "\t"):
+            if type(key) is str and key[:1] in starts and key:
                 try:
                     value = json.loads(key)
                 except ValueError:
                     continue
                 if type(value) is not str:
-                    return key
-        return _NONE
+                    json_like.setdefault(_kind(value), key)
 
 
 def _check_tsv(key, value):
