@@ -1,9 +1,10 @@
 """
-mrjob jobs, unchanged: the job files under tests/jobs/mr_*.py run by txmr
-(worker processes, and inline) give the lines mrjob's own inline runner
-gives on the same input (as a multiset), and the same counters, step by
-step; with mrjob hidden, txmr's compatible surface runs the same files to
-the same lines.
+mrjob jobs, unchanged: the job files under tests/jobs/mr_*.py and
+mrjob_*.py run by txmr (worker processes, and inline) give the lines
+mrjob's own inline runner gives on the same input (as a multiset), and the
+same counters, step by step; with mrjob hidden, txmr's compatible surface
+runs the same files to the same lines.  What txmr cannot run as mrjob and
+Hadoop mean it is refused, named, before any task runs.
 """
 
 import collections
@@ -51,6 +52,12 @@ CASES = {
     "map_only": ("mr_map_only.py", TEXT, []),
     "raw": ("mr_raw.py", TEXT, []),
     "sort_values": ("mr_sort_values.py", EVENTS, []),
+    # Tasks read their jobconf from the environment: run as processes only
+    # (CompareWithMRJob.test_jobconf_reaches_each_task_as_in_mrjob), since a
+    # task run inline leaves its variables in the process that ran it.
+    "jobconf": ("mrjob_jobconf.py", TEXT,
+                ["-D", "my.command.line=cli", "-D", "my.overridden=cli",
+                 "--cmdenv", "MY_CMDENV=yes"]),
 }
 
 
@@ -164,6 +171,32 @@ class CompareWithMRJob(Base):
         self.assertEqual(inline.returncode, 0, inline.stderr)
         self.assertEqual(collections.Counter(output_lines(self.path("o2"))),
                          collections.Counter(expected))
+
+    def test_jobconf_reaches_each_task_as_in_mrjob(self):
+        """
+        JOBCONF, -D, MRStep(jobconf=), --cmdenv, SORT_VALUES's settings,
+        mapreduce.task.ismap and the map task's input file are in each
+        task's environment as mrjob's inline runner puts them there
+        (jobconf_from_env reads them), in worker processes and inline;
+        PARTITIONER and LIBJARS, which mrjob's local runners ignore, are
+        ignored and named.
+        """
+        job, files, args = CASES["jobconf"]
+        path = os.path.join(JOBS, job)
+        corpus = write_files(self.path("in"), files)
+        expected, _ = mrjob_inline(path, corpus, args)
+        self.assertIn(f'["file", "file://{corpus}/a.txt"]', "".join(expected))
+        self.assertIn('["map", "my.command.line"]\t["[\'cli\']"]', expected)
+        for inline in ([], ["--inline"]):
+            out = self.path(f"out{len(inline)}")
+            result = self.txmr("run", path, *inline, "-i", corpus, "-o", out, "-w", "2",
+                               "--", *args)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(collections.Counter(output_lines(out)),
+                             collections.Counter(expected), inline)
+            for ignored in ("mapreduce.job.partitioner.class", "tmpjars"):
+                self.assertEqual(result.stderr.count(ignored), 1, result.stderr)
+        self.assertNotIn("my_command_line", os.environ, "tasks ran in other processes")
 
     def test_a_driver_runs_a_one_step_file_as_it_is(self):
         job, files, args = CASES["word_freq"]
@@ -304,3 +337,110 @@ class RefusedTests(unittest.TestCase):
                               workers=0, quiet=True)
         self.assertIn("has a reducer: it cannot run with no reduce task", str(e))
         self.assertFalse(os.path.exists(os.path.join(out, "out-0")))
+
+
+REFUSED_JOB = os.path.join(JOBS, "mrjob_refused.py")
+
+# The job's arguments that make it use one Hadoop feature, and what txmr
+# says of it.
+REFUSED = {
+    "input format": (["--refuse", "input-format"],
+                     "HADOOP_INPUT_FORMAT (or hadoop_input_format()) "
+                     "'org.apache.hadoop.mapred.lib.NLineInputFormat' is a Java class"),
+    "output format": (["--refuse", "output-format"], "HADOOP_OUTPUT_FORMAT (or "),
+    "key comparator": (["--refuse", "comparator"],
+                       "jobconf mapreduce.job.output.key.comparator.class="
+                       "org.apache.hadoop.mapred.lib.KeyFieldBasedComparator sorts keys by a "
+                       "Java comparator, which txmr cannot do; SORT_VALUES = True sorts values"),
+    "key comparator by -D": (["-D", "mapred.output.key.comparator.class=X"],
+                             "jobconf mapred.output.key.comparator.class=X sorts keys"),
+    "compressed output": (["--refuse", "compress"],
+                          "jobconf mapreduce.output.fileoutputformat.compress=true compresses "
+                          "the output files"),
+    "key fields of a step": (["--refuse", "key-fields"],
+                             "jobconf stream.num.map.output.key.fields=2 changes how Hadoop "
+                             "streaming splits lines"),
+    "FILES": (["--refuse", "files"],
+              "FILES (or --files) 'stop_words.txt': txmr does not copy files to a working "
+              "directory of each task"),
+    "combiner alone": (["--refuse", "combiner-only"],
+                       "step 1 has a combiner and no reducer, which txmr does not run"),
+    "-D not KEY=VALUE": (["-D", "novalue"], "-D argument 'novalue' is not of the form "
+                                             "KEY=VALUE"),
+    "mrjob.conf": (["-c", "mrjob.conf"], "-c/--conf-path 'mrjob.conf': txmr reads no "
+                                         "mrjob.conf"),
+}
+
+
+class HadoopFeatures(Base):
+    """
+    A Hadoop feature of an mrjob job that txmr cannot run as Hadoop means
+    it (mrjob's local runners ignore most, so give other lines than Hadoop)
+    fails the job in one line that names it, before any task runs.
+    """
+
+    def test_each_feature_is_refused_naming_it_before_any_task(self):
+        corpus = write_files(self.path("in"), TEXT)
+        for name, (args, message) in REFUSED.items():
+            for inline in ([], ["--inline"]):
+                out = self.path("out")
+                result = self.txmr("run", REFUSED_JOB, *inline, "-i", corpus, "-o", out,
+                                   "-w", "1", "--", *args)
+                self.assertEqual(result.returncode, 2, (name, result.stderr))
+                self.assertIn(message, result.stderr, name)
+                self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+                self.assertNotIn("status page", result.stderr, "no worker was started")
+                self.assertFalse(os.path.exists(out) and
+                                 [n for n in os.listdir(out) if n.startswith("out-")], name)
+
+    def test_without_the_feature_the_job_runs_as_in_mrjob(self):
+        corpus = write_files(self.path("in"), TEXT)
+        out = self.path("out")
+        result = self.txmr("run", REFUSED_JOB, "-i", corpus, "-o", out, "-w", "1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        counted = collections.Counter()
+        for text in TEXT.values():
+            counted.update(w.lower() for w in text.split())
+        lines = collections.Counter(output_lines(out))
+        self.assertEqual(lines, collections.Counter(f"{json.dumps(w)}\t{n}"
+                                                    for w, n in counted.items()))
+        if REAL:
+            expected, _ = mrjob_inline(REFUSED_JOB, corpus, [])
+            self.assertEqual(lines, collections.Counter(expected))
+
+    def test_txmr_run_refuses_a_combiner_alone(self):
+        from txmr.plan import ConfigError
+
+        corpus = write_files(self.path("in"), TEXT)
+        e = self.assertRaises(ConfigError, txmr.run, REFUSED_JOB, corpus, self.path("out"),
+                              workers=0, quiet=True, args=["--refuse", "combiner-only"])
+        self.assertIn("step 1 has a combiner and no reducer", str(e))
+
+
+class TaskEnvironmentTests(unittest.TestCase):
+    """
+    Each task's variables replace the previous task's, in one process.
+    """
+
+    def test_a_task_sets_its_variables_and_undoes_the_previous_tasks(self):
+        from txmr.compat.hadoop import TaskEnvironment
+
+        environ = {"HOME": "/home/u", "my_setting": "mine"}
+        tasks = TaskEnvironment(environ)
+        tasks.enter({"my_setting": "step 1", "only_1": "x"})
+        self.assertEqual(environ, {"HOME": "/home/u", "my_setting": "step 1", "only_1": "x"})
+        tasks.enter({"other": "y"})
+        self.assertEqual(environ, {"HOME": "/home/u", "my_setting": "mine", "other": "y"})
+        tasks.restore()
+        self.assertEqual(environ, {"HOME": "/home/u", "my_setting": "mine"})
+
+    def test_a_path_variable_goes_before_the_one_inherited_as_mrjob_does(self):
+        from txmr.compat.hadoop import TaskEnvironment
+
+        environ = {"PATH": "/usr/bin"}
+        tasks = TaskEnvironment(environ)
+        for _ in range(2):
+            tasks.enter({"PATH": "/opt/bin"})
+            self.assertEqual(environ["PATH"], "/opt/bin" + os.pathsep + "/usr/bin")
+        tasks.restore()
+        self.assertEqual(environ, {"PATH": "/usr/bin"})

@@ -5,7 +5,7 @@ A file that defines an C{MRJob} subclass is a txmr job
 (L{txmr.compat.adapter}).  Where the real mrjob package imports, its
 classes are used as they are; where it does not (not installed, or a
 Python it does not support), L{ensure_mrjob} makes C{import mrjob.job},
-C{mrjob.step} and C{mrjob.protocol} give txmr's compatible surface
+C{mrjob.step}, C{mrjob.protocol} and C{mrjob.compat} give txmr's compatible surface
 (L{txmr.compat.mrjob}), so that those files import all the same.  The real
 package, when importable, always wins.
 """
@@ -26,7 +26,7 @@ def is_mrjob(job):
 
 
 # The modules of the compatible surface, by the name a job imports.
-SURFACE = ("mrjob", "mrjob.job", "mrjob.step", "mrjob.protocol")
+SURFACE = ("mrjob", "mrjob.job", "mrjob.step", "mrjob.protocol", "mrjob.compat")
 
 
 def ensure_mrjob():

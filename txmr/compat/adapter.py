@@ -13,22 +13,30 @@ encoded text, the key before the first tab and the rest: so keys are
 grouped and sorted by their encoded text, and with C{SORT_VALUES} values
 by theirs, as Hadoop and mrjob's runners do, and a reducer receives what
 the protocol decodes (a tuple comes back a list with JSON).
+
+The job's Hadoop settings (JOBCONF, C{-D}, PARTITIONER, formats...) are
+L{txmr.compat.hadoop}'s: each task's environment, the warning of those
+ignored, or a refusal before any task runs.  A step with a combiner and
+no reducer is refused too (L{MRJobSource._steps}).
 """
 
 import argparse
+import inspect
 import json
+from dataclasses import dataclass
 
 from twisted.logger import Logger
 
 from txmr.compat import ensure_mrjob
+from txmr.compat.hadoop import (TASK_ENVIRONMENT, ignored_settings, input_file,
+                                reads_input_file, refusal, step_jobconf, task_environment,
+                                task_kind, user_jobconf)
+from txmr.data.inputs import decode, read_blocks
 from txmr.job import JobError
 from txmr.steps import StepShape, StepSource
 
 log = Logger()
 
-# JOBCONF keys that mean something to txmr: the number of tasks of a step.
-REDUCE_KEYS = ("mapreduce.job.reduces", "mapred.reduce.tasks")
-MAP_KEYS = ("mapreduce.job.maps", "mapred.map.tasks")
 UNSUPPORTED = ("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_pre_filter",
                "combiner_pre_filter", "reducer_pre_filter")
 
@@ -93,6 +101,15 @@ class MRJobSource(StepSource):
             if given:
                 raise JobError(f"job {self.name!r}: step {k + 1} uses {', '.join(given)}, "
                                f"which txmr does not run (only Python functions)")
+            if step.has_explicit_combiner and not step.has_explicit_reducer:
+                # mrjob's runners disagree: its local runners sort each map
+                # task's output and combine it (so the lines depend on how
+                # the input was split), Hadoop runs no combiner when a step
+                # has no reduce.  No one answer to give: refused.
+                raise JobError(f"job {self.name!r}: step {k + 1} has a combiner and no "
+                               f"reducer, which txmr does not run (Hadoop would not run that "
+                               f"combiner, mrjob's local runners run it on each map task's "
+                               f"output): give the step a reducer, or make it map-only")
         return steps
 
     def plans(self, job):
@@ -112,17 +129,43 @@ class MRJobSource(StepSource):
 
         def writes(k, kind):
             return "output" if (k, kind) == last else "internal"
+        sort_values = bool(job.sort_values())
+        ignored = ignored_settings(job)
+        by_file = self._reads_input_file(job)
         plans = []
         for k, (step, d) in enumerate(zip(steps, descriptions)):
             has_mapper, has_reducer = "mapper" in d, "reducer" in d
+            conf = user_jobconf(job, step)
+            refused = refusal(job, conf, sort_values)
+            if refused:
+                raise JobError(f"job {self.name!r}: {refused}")
+            raw = bool(step["mapper_raw"])
             plans.append(_StepPlan(
                 step=step, has_mapper=has_mapper, has_reducer=has_reducer,
-                has_combiner=has_reducer and "combiner" in d, raw=bool(step["mapper_raw"]),
+                has_combiner=has_reducer and "combiner" in d, raw=raw,
+                by_file=k == 0 and has_mapper and by_file and not raw,
                 map_reads=reads(k, "mapper") if has_mapper else "internal",
                 map_writes=writes(k, "mapper") if not has_reducer else "shuffle",
                 reduce_writes=writes(k, "reducer") if has_reducer else None,
-                jobconf=_jobconf(job, step)))
+                jobconf={**ignored, **conf},
+                environment=task_environment(job, step_jobconf(job, step, sort_values))))
         return plans
+
+    def _reads_input_file(self, job):
+        """
+        Whether the job's source names the jobconf value of a map task's
+        input file (C{jobconf_from_env('mapreduce.map.input.file')}, as
+        mrjob's documentation suggests): its first step's map tasks then
+        read whole files, each with its name in the environment as mrjob's
+        runners put it there (a task reading lines of a split is not told
+        its file).
+        """
+        try:
+            path = inspect.getsourcefile(type(job))
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return reads_input_file(f.read()) is not None
+        except (OSError, TypeError):
+            return False
 
     def shapes(self, options):
         job = self.instance_of(options)
@@ -132,7 +175,7 @@ class MRJobSource(StepSource):
             writes = plan.reduce_writes or plan.map_writes
             shapes.append(StepShape(
                 map_only=not plan.has_reducer, has_combiner=plan.has_combiner,
-                input_mode="path" if plan.raw else "lines",
+                input_mode="path" if plan.raw or plan.by_file else "lines",
                 output_format=ProtocolFormat(_protocol(job, writes)),
                 sort_values=sort_values, jobconf=tuple(sorted(plan.jobconf.items()))))
         return shapes
@@ -140,18 +183,36 @@ class MRJobSource(StepSource):
     def step_instance(self, options, index):
         job = self.instance_of(options)
         plan = self.plans(job)[index]
+        # Each task builds its step here, before it runs: its jobconf and
+        # --cmdenv are in the environment as mrjob's runners put them there
+        # (jobconf_from_env reads them).
+        TASK_ENVIRONMENT.enter(plan.environment)
         return _StepFunctions(job, plan)
 
 
+@dataclass(frozen=True)
 class _StepPlan:
-    def __init__(self, **kwargs):
-        self.__dict__.update(kwargs)
+    """
+    One step of an mrjob job as txmr runs it.
+    """
 
-
-def _jobconf(job, step):
-    conf = dict(job.jobconf() or {})
-    conf.update(step._steps.get("jobconf") or {})
-    return {str(k): str(v) for k, v in conf.items()}
+    step: object
+    has_mapper: bool
+    has_reducer: bool
+    has_combiner: bool
+    # mapper_raw: the map is called with each file's path.
+    raw: bool
+    # The first step's map reads whole files, to tell the job each one's name.
+    by_file: bool
+    # Which protocol each substep reads and writes: "input", "internal",
+    # "output", or "shuffle" (the internal protocol's text, split at its tab).
+    map_reads: str
+    map_writes: str
+    reduce_writes: object
+    # The step's jobconf, for txmr.chain (the counts of tasks, the warning).
+    jobconf: dict
+    # The variables of each task's environment (jobconf_from_env).
+    environment: dict
 
 
 def _protocol(job, which):
@@ -300,17 +361,19 @@ class _StepFunctions:
             self.map = lambda name, path: out(raw(path, path))
         elif plan.has_mapper:
             self.map = _mapper(step["mapper"], _protocol(job, plan.map_reads), out)
+            if plan.by_file:
+                self.map = _by_file(self.map)
         else:
             # No mapper substep (a reducer-only step after the first): the
             # lines go to the shuffle as they are, as Hadoop's identity map.
             self.map = _passthrough
-        self.map_init = _hook(step["mapper_init"], out)
+        self.map_init = _kind_of_task(True, _hook(step["mapper_init"], out))
         self.map_final = _hook(step["mapper_final"], out)
         if plan.has_reducer:
             decode = _Decoder(job.internal_protocol())
             reducer = step["reducer"]
             self.reduce = lambda key, rests: _as_list(reducer(*decode(key, rests)))
-            self.reduce_init = _hook(step["reducer_init"], _as_list)
+            self.reduce_init = _kind_of_task(False, _hook(step["reducer_init"], _as_list))
             self.reduce_final = _hook(step["reducer_final"], _as_list)
         if plan.has_combiner:
             encode = _Encoder(job.internal_protocol())
@@ -325,10 +388,47 @@ def _as_list(pairs):
     return () if pairs is None else pairs
 
 
+def _kind_of_task(is_map, hook):
+    """
+    The first hook of a map or reduce task, which also says in the
+    environment which kind of task it is, as mrjob's runners do
+    (C{mapreduce.task.ismap}).
+    """
+    variables = task_kind(is_map)
+
+    def init():
+        TASK_ENVIRONMENT.add(variables)
+        return hook() if hook is not None else ()
+    return init
+
+
 def _hook(function, out):
     if function is None:
         return None
     return lambda: out(function())
+
+
+def _by_file(map_line):
+    """
+    C{map(name, path)} of a whole file, each of its lines through
+    C{map_line} as txmr's map tasks read lines, with the file in the
+    environment (C{mapreduce.map.input.file}).
+    """
+    def map_file(name, path):
+        TASK_ENVIRONMENT.add(input_file(path))
+        for _, data in read_blocks(path, 0, float("inf"), FILE_BLOCK):
+            lines = decode(data).split("\n")
+            if lines[-1] == "":
+                lines.pop()
+            for line in lines:
+                pairs = map_line(name, line)
+                if pairs:
+                    yield from pairs
+    return map_file
+
+
+# How much of a file L{_by_file} reads at once.
+FILE_BLOCK = 1 << 20
 
 
 def _passthrough(name, line):

@@ -18,6 +18,20 @@ class UsageError(Exception):
     pass
 
 
+class _KeyValue(argparse.Action):
+    """
+    C{KEY=VALUE} into a dict, as mrjob parses C{-D} and C{--cmdenv}.
+    """
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        key, equals, rest = value.partition("=")
+        if not equals:
+            parser.error(f"{option_string} argument {value!r} is not of the form KEY=VALUE")
+        if getattr(namespace, self.dest, None) is None:
+            setattr(namespace, self.dest, {})
+        getattr(namespace, self.dest)[key] = rest
+
+
 def _im_func(f):
     return getattr(f, "__func__", f)
 
@@ -66,7 +80,10 @@ class MRJob:
         p.add_argument("--no-conf", dest="conf_paths", action="store_const", const=[])
         p.add_argument("-v", "--verbose", action="store_true")
         p.add_argument("-q", "--quiet", action="store_true")
-        p.add_argument("-D", "--jobconf", dest="jobconf", action="append", default=[])
+        p.add_argument("-D", "--jobconf", dest="jobconf", action=_KeyValue,
+                       help="KEY=VALUE: a jobconf value, in the environment of each task")
+        p.add_argument("--cmdenv", dest="cmdenv", action=_KeyValue,
+                       help="KEY=VALUE: a variable of the environment of each task")
         p.add_argument("--step-num", dest="step_num", type=int, default=0)
         for name in ("mapper", "combiner", "reducer", "spark"):
             p.add_argument(f"--{name}", dest=f"run_{name}", action="store_true")
@@ -196,6 +213,30 @@ class MRJob:
 
     def partitioner(self):
         return self.PARTITIONER
+
+    def hadoop_input_format(self):
+        return self.HADOOP_INPUT_FORMAT
+
+    def hadoop_output_format(self):
+        return self.HADOOP_OUTPUT_FORMAT
+
+    def libjars(self):
+        return list(self.LIBJARS or ())
+
+    def files(self):
+        return self._upload_attr("FILES")
+
+    def dirs(self):
+        return self._upload_attr("DIRS")
+
+    def archives(self):
+        return self._upload_attr("ARCHIVES")
+
+    def _upload_attr(self, name):
+        value = getattr(self, name)
+        if isinstance(value, str):
+            raise TypeError(f"{name} must be a list or other sequence.")
+        return list(value)
 
     def parse_output(self, chunks):
         read = self.output_protocol().read
