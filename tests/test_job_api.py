@@ -499,6 +499,36 @@ class Lengths:
         yield length, sum(ones)
 
 
+class CombineWithoutReduceTests(Base):
+    def test_a_combine_with_no_reduce_is_refused_naming_it(self):
+        """
+        A map-only job, or a step with no reduce, runs no combine: its
+        combine was dropped silently.
+        """
+        corpus = write_files(self.path("in"), {"a.txt": "x y\n"})
+        jobs = write_files(self.path("jobs"), {
+            "maponly_combine.py": ("REDUCE = None\n"
+                                   "def map(name, line):\n"
+                                   "    yield line, 1\n"
+                                   "def combine(key, values):\n"
+                                   "    yield key, sum(values)\n"),
+            "step_combine.py": ("import txmr\n"
+                                "class Job:\n"
+                                "    def steps(self):\n"
+                                "        return [txmr.Step(map=self.m, combine=self.c)]\n"
+                                "    def m(self, name, line):\n"
+                                "        yield line, 1\n"
+                                "    def c(self, key, values):\n"
+                                "        yield key, sum(values)\n")})
+        for job, error in [("maponly_combine.py", "combine() with REDUCE = None"),
+                           ("step_combine.py:Job", "a step has a combine and no reduce")]:
+            result = self.txmr("run", os.path.join(jobs, job), "-i", corpus, "-o",
+                               self.path("o"), "-w", "1")
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(error, result.stderr)
+            self.assertFalse(os.path.exists(self.path("o/_SUCCESS")))
+
+
 class PythonAPITests(Base):
     def test_run_with_processes_and_read_the_pairs(self):
         corpus = self.corpus()

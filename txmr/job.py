@@ -141,6 +141,9 @@ class Job:
         self.sort_values = bool(getattr(probe, "SORT_VALUES", False))
         self.total_order = bool(getattr(probe, "TOTAL_ORDER", False))
         self.has_combiner = callable(getattr(probe, "combine", None))
+        if self.map_only and self.has_combiner:
+            raise JobError(f"job {name!r}: combine() with REDUCE = None: a map-only job runs "
+                           f"no combine (it runs between a map and its reduce)")
         self.has_partition = callable(getattr(probe, "partition", None))
         if self.total_order and self.has_partition:
             raise JobError(f"job {name!r}: TOTAL_ORDER partitions by sampled key ranges; "

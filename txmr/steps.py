@@ -274,6 +274,10 @@ class NativeSource(StepSource):
             if not isinstance(step, Step):
                 raise JobError(f"job {self.name!r}: steps() returned {step!r}, "
                                f"not a txmr.Step")
+            if ((step.combine or step.combine_init or step.combine_final)
+                    and not (step.reduce or step.reduce_init or step.reduce_final)):
+                raise JobError(f"job {self.name!r}: a step has a combine and no reduce: a "
+                               f"combine runs only between a map and its reduce")
         return instance, list(steps)
 
     def shapes(self, options):
