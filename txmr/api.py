@@ -46,7 +46,7 @@ class Result:
         and the job's own.
     @ivar files: the output files, C{out-0}, C{out-1}... in order.
     @ivar format: the output format, C{"tsv"} or C{"jsonl"} (or an mrjob
-        job's output protocol, L{txmr.compat.adapter.ProtocolFormat}).
+        job's output protocol, L{txmr.compat.protocols.ProtocolFormat}).
     @ivar steps: each step's counters, for a job of steps (one item for
         any other job); C{counters} are their sums.
     """

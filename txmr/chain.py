@@ -75,9 +75,9 @@ class Chain:
         if not self.ignored:
             return None
         return (f"txmr: JOBCONF keys with no meaning to txmr's engine (set only in each "
-                f"task's environment, for jobconf_from_env; a partitioner and tmpjars are "
-                f"ignored, as mrjob's local runners ignore them): {', '.join(self.ignored)} "
-                f"(used: {', '.join(REDUCE_KEYS + MAP_KEYS)})")
+                f"task's environment, for jobconf_from_env; the partitioner and extra jars "
+                f"are ignored, as mrjob's local runners ignore them): "
+                f"{', '.join(self.ignored)} (used: {', '.join(REDUCE_KEYS + MAP_KEYS)})")
 
 
 def plan_chain(job, input, intermediate, output, mappers, reducers, args):

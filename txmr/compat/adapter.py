@@ -18,20 +18,23 @@ The job's Hadoop settings (JOBCONF, C{-D}, PARTITIONER, formats...) are
 L{txmr.compat.hadoop}'s: each task's environment, the warning of those
 ignored, or a refusal before any task runs.  A step with a combiner and
 no reducer is refused too (L{MRJobSource._steps}).
+
+This module plans the steps; the protocols' side is
+L{txmr.compat.protocols}, and the functions a task calls are
+L{txmr.compat.functions}.
 """
 
 import argparse
 import inspect
-import json
 from dataclasses import dataclass
 
 from twisted.logger import Logger
 
 from txmr.compat import ensure_mrjob
-from txmr.compat.hadoop import (TASK_ENVIRONMENT, ignored_settings, input_file,
-                                reads_input_file, refusal, step_jobconf, task_environment,
-                                task_kind, user_jobconf)
-from txmr.data.inputs import decode, read_blocks
+from txmr.compat.functions import StepFunctions
+from txmr.compat.hadoop import (TASK_ENVIRONMENT, ignored_settings, reads_input_file, refusal,
+                                step_jobconf, task_environment, user_jobconf)
+from txmr.compat.protocols import ProtocolFormat, protocol_of
 from txmr.job import JobError
 from txmr.steps import StepShape, StepSource
 
@@ -176,7 +179,7 @@ class MRJobSource(StepSource):
             shapes.append(StepShape(
                 map_only=not plan.has_reducer, has_combiner=plan.has_combiner,
                 input_mode="path" if plan.raw or plan.by_file else "lines",
-                output_format=ProtocolFormat(_protocol(job, writes)),
+                output_format=ProtocolFormat(protocol_of(job, writes)),
                 sort_values=sort_values, jobconf=tuple(sorted(plan.jobconf.items()))))
         return shapes
 
@@ -187,7 +190,7 @@ class MRJobSource(StepSource):
         # --cmdenv are in the environment as mrjob's runners put them there
         # (jobconf_from_env reads them).
         TASK_ENVIRONMENT.enter(plan.environment)
-        return _StepFunctions(job, plan)
+        return StepFunctions(job, plan)
 
 
 @dataclass(frozen=True)
@@ -215,10 +218,6 @@ class _StepPlan:
     environment: dict
 
 
-def _protocol(job, which):
-    return getattr(job, which + "_protocol")()
-
-
 def _counter(group, counter, amount=1):
     if not isinstance(amount, int):
         raise TypeError(f"amount must be an integer, not {amount!r}")
@@ -229,269 +228,3 @@ def _counter(group, counter, amount=1):
 
 def _status(msg):
     log.info("task status: {msg}", msg=msg)
-
-
-def _class_named(protocol, *names):
-    return type(protocol).__name__ in names and type(protocol).__module__ in (
-        "mrjob.protocol", "txmr.compat.mrjob.protocol")
-
-
-def _is_json(protocol):
-    return _class_named(protocol, "StandardJSONProtocol")
-
-
-def _text(data):
-    return data.decode("utf-8", "surrogateescape")
-
-
-def _data(text):
-    return text.encode("utf-8", "surrogateescape")
-
-
-class _Encoder:
-    """
-    A substep's pairs into the shuffle: C{(key text, rest)} of the line
-    the internal protocol writes, the key text being the line up to its
-    first tab (the whole line when it has none) and the rest the tab and
-    what follows.
-    """
-
-    def __init__(self, protocol):
-        self.write = protocol.write
-        self.json = _is_json(protocol)
-        # JSON texts of the strings and ints seen lately (keys repeat, and
-        # values are often small counts): a word count's map output is
-        # mostly the same few thousand keys, each with the value 1.
-        self.texts = {}
-
-    def __call__(self, pairs):
-        if pairs is None:
-            return ()
-        if self.json:
-            return self._json(pairs)
-        out = []
-        for k, v in pairs:
-            line = _text(self.write(k, v))
-            key, tab, rest = line.partition("\t")
-            out.append((key, tab + rest))
-        return out
-
-
-    def _json(self, pairs):
-        dumps = json.dumps
-        texts = self.texts
-        if len(texts) > CACHED_TEXTS:
-            texts.clear()
-        get = texts.get
-        out = []
-        append = out.append
-        for k, v in pairs:
-            kind = type(k)
-            if kind is str or kind is int:
-                key = get((kind, k))
-                if key is None:
-                    key = texts[(kind, k)] = dumps(k)
-            else:
-                key = dumps(k)
-            kind = type(v)
-            if kind is int or kind is str:
-                rest = get((kind, v, 1))
-                if rest is None:
-                    rest = texts[(kind, v, 1)] = "\t" + dumps(v)
-            else:
-                rest = "\t" + dumps(v)
-            append((key, rest))
-        return out
-
-
-# How many encoded or decoded texts an encoder or decoder keeps.
-CACHED_TEXTS = 1 << 16
-_IMMUTABLE = (int, str, float, bool, type(None))
-
-
-class _Decoder:
-    """
-    A group of the shuffle back into C{(key, values)} through the internal
-    protocol.
-    """
-
-    def __init__(self, protocol):
-        self.read = protocol.read
-        self.json = _is_json(protocol)
-        # Decoded values that cannot be changed by the job, by their text.
-        self.values = {}
-
-    def __call__(self, key_text, rests):
-        if self.json:
-            return json.loads(key_text), self._json_values(rests)
-        read = self.read
-        pairs = [read(_data(key_text + rest)) for rest in rests]
-        return pairs[0][0], (v for _, v in pairs)
-
-    def _json_values(self, rests):
-        loads = json.loads
-        values = self.values
-        if len(values) > CACHED_TEXTS:
-            values.clear()
-        get = values.get
-        for rest in rests:
-            value = get(rest)
-            if value is None:
-                value = loads(rest[1:])
-                if type(value) in _IMMUTABLE and value is not None:
-                    values[rest] = value
-            yield value
-
-
-class _StepFunctions:
-    """
-    One step of an mrjob job as txmr's data path calls it: C{map},
-    C{combine}, C{reduce} and their hooks, reading and writing the
-    protocols of L{MRJobSource.plans}.
-    """
-
-    def __init__(self, job, plan):
-        self.job = job
-        step = plan.step
-        self.options = job.options
-        out = (_Encoder(job.internal_protocol()) if plan.map_writes == "shuffle"
-               else _as_list)
-        if plan.raw:
-            raw = step["mapper_raw"]
-            self.map = lambda name, path: out(raw(path, path))
-        elif plan.has_mapper:
-            self.map = _mapper(step["mapper"], _protocol(job, plan.map_reads), out)
-            if plan.by_file:
-                self.map = _by_file(self.map)
-        else:
-            # No mapper substep (a reducer-only step after the first): the
-            # lines go to the shuffle as they are, as Hadoop's identity map.
-            self.map = _passthrough
-        self.map_init = _kind_of_task(True, _hook(step["mapper_init"], out))
-        self.map_final = _hook(step["mapper_final"], out)
-        if plan.has_reducer:
-            decode = _Decoder(job.internal_protocol())
-            reducer = step["reducer"]
-            self.reduce = lambda key, rests: _as_list(reducer(*decode(key, rests)))
-            self.reduce_init = _kind_of_task(False, _hook(step["reducer_init"], _as_list))
-            self.reduce_final = _hook(step["reducer_final"], _as_list)
-        if plan.has_combiner:
-            encode = _Encoder(job.internal_protocol())
-            decode = _Decoder(job.internal_protocol())
-            combiner = step["combiner"]
-            self.combine = lambda key, rests: encode(combiner(*decode(key, rests)))
-            self.combine_init = _hook(step["combiner_init"], encode)
-            self.combine_final = _hook(step["combiner_final"], encode)
-
-
-def _as_list(pairs):
-    return () if pairs is None else pairs
-
-
-def _kind_of_task(is_map, hook):
-    """
-    The first hook of a map or reduce task, which also says in the
-    environment which kind of task it is, as mrjob's runners do
-    (C{mapreduce.task.ismap}).
-    """
-    variables = task_kind(is_map)
-
-    def init():
-        TASK_ENVIRONMENT.add(variables)
-        return hook() if hook is not None else ()
-    return init
-
-
-def _hook(function, out):
-    if function is None:
-        return None
-    return lambda: out(function())
-
-
-def _by_file(map_line):
-    """
-    C{map(name, path)} of a whole file, each of its lines through
-    C{map_line} as txmr's map tasks read lines, with the file in the
-    environment (C{mapreduce.map.input.file}).
-    """
-    def map_file(name, path):
-        TASK_ENVIRONMENT.add(input_file(path))
-        for _, data in read_blocks(path, 0, float("inf"), FILE_BLOCK):
-            lines = decode(data).split("\n")
-            if lines[-1] == "":
-                lines.pop()
-            for line in lines:
-                pairs = map_line(name, line)
-                if pairs:
-                    yield from pairs
-    return map_file
-
-
-# How much of a file L{_by_file} reads at once.
-FILE_BLOCK = 1 << 20
-
-
-def _passthrough(name, line):
-    key, tab, rest = line.partition("\t")
-    return ((key, tab + rest),)
-
-
-def _mapper(mapper, protocol, out):
-    """
-    C{map(name, line)}: the line (its bytes, without the line end, which
-    mrjob takes to be any run of CR and LF) through the read protocol, then
-    the job's mapper.  The default input protocol
-    (text values) takes txmr's decoded line as it is when it was UTF-8.
-    """
-    if _class_named(protocol, "TextValueProtocol"):
-        read = protocol.read
-
-        def map_text(name, line):
-            if line.endswith("\r"):
-                line = line.rstrip("\r")
-            try:
-                line.encode("utf-8")
-            except UnicodeEncodeError:
-                return out(mapper(*read(_data(line))))
-            return out(mapper(None, line))
-        return map_text
-    read = protocol.read
-
-    def map_line(name, line):
-        return out(mapper(*read(_data(line.rstrip("\r")))))
-    return map_line
-
-
-class ProtocolFormat:
-    """
-    An output format that writes each pair as the line the job's protocol
-    writes (L{txmr.data.output.OutputFile} takes it in place of a name).
-    """
-
-    binary = True
-
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.name = f"{type(protocol).__module__}.{type(protocol).__name__}"
-
-    def __eq__(self, other):
-        return isinstance(other, ProtocolFormat) and other.name == self.name
-
-    def __hash__(self):
-        return hash(self.name)
-
-    def __repr__(self):
-        return f"ProtocolFormat({self.name})"
-
-    def lines(self, pairs):
-        write = self.protocol.write
-        if _is_json(self.protocol):
-            dumps = json.dumps
-            return "".join([f"{dumps(k)}\t{dumps(v)}\n" for k, v in pairs]).encode("utf-8")
-        return b"".join([write(k, v) + b"\n" for k, v in pairs])
-
-    def read_pairs(self, path):
-        read = self.protocol.read
-        with open(path, "rb") as f:
-            for line in f:
-                yield read(line.rstrip(b"\r\n"))

@@ -16,7 +16,7 @@ how they are read back.
     undecodable bytes, kept as lone surrogates, are written as C{\\udcXX}
     escapes): every key and value reads back exactly.
   - a job's own format, an object in place of the name: mrjob's
-    protocols (L{txmr.compat.adapter.ProtocolFormat}), whose C{lines(pairs)}
+    protocols (L{txmr.compat.protocols.ProtocolFormat}), whose C{lines(pairs)}
     gives the bytes to write.
 """
 
