@@ -11,11 +11,13 @@ same input, in the same test.
 """
 
 import gzip
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+from functools import partial
 
 from twisted.trial import unittest
 
@@ -154,24 +156,43 @@ class SessionTests(SparkTestCase):
             _shared[0].stop()
             _shared.clear()
 
-    def run_spark(self, job, source, out, maps, reduces, **kwargs):
+    def run_spark(self, job, source, out, maps, reduces, last_reduces=None, listener=None,
+                  **kwargs):
+        """
+        Run C{job} in the shared session; return its result and its counters
+        as C{txmr run} prints them (for a job of steps, each step's, then
+        their sums).
+
+        @param last_reduces: the reduce tasks of its last step (0: map-only),
+            if not C{reduces}.
+        @param listener: what hears of the steps (it feeds their bars).
+        """
         from txmr.core.counters import lines
         from txmr.spark.engine import run_spark
         from txmr.spark.options import SparkRun
 
         self.seen = seen = []
         result = run_spark(SparkRun(job, source, out, "local[2]", maps, reduces, **kwargs),
-                           progress=seen.append, session=self.spark)
+                           progress=seen.append, session=self.spark, listener=listener)
         self.assertTrue(result.ok, f"{result.failure}\n{result.traceback}")
-        # The bar ends full.
-        self.assertEqual(seen[-1]["map"]["finished"], maps)
-        self.assertEqual(seen[-1]["reduce"]["finished"], reduces)
-        return result, lines(result.counters)
+        if listener is None:
+            # The bar ends full.
+            self.assertEqual(seen[-1]["map"]["finished"], maps)
+            self.assertEqual(seen[-1]["reduce"]["finished"],
+                             reduces if last_reduces is None else last_reduces)
+        printed = lines(result.counters)
+        if len(result.steps) > 1:
+            printed = [line for step in result.steps for line in lines(step.counters)] + printed
+        return result, printed
 
-    def compare(self, job, source, maps=4, reduces=3, flags=(), **kwargs):
+    def compare(self, job, source, maps=4, reduces=3, flags=(), outputs=None,
+                last_reduces=None, listener=None, **kwargs):
         """
         Run C{job} on both engines: the same files, byte for byte, and the
         same counters.
+
+        @param outputs: how many C{out-N} files the job writes, if not
+            C{reduces} (a map-only job writes one per map task).
         """
         job = job if "." in job and "/" not in job else os.path.join(HERE, job)
         txmr_out = os.path.join(self.base, "txmr-out")
@@ -179,10 +200,13 @@ class SessionTests(SparkTestCase):
         expected = self.run_txmr_engine(job, source, txmr_out, maps, reduces, *flags,
                                         env={"TXMR_TEST_DIR": self.marks,
                                              "TXMR_SLOW_SECONDS": "0"})
-        result, counters = self.run_spark(job, source, spark_out, maps, reduces, **kwargs)
+        result, counters = self.run_spark(job, source, spark_out, maps, reduces,
+                                          last_reduces=last_reduces, listener=listener,
+                                          **kwargs)
+        outputs = reduces if outputs is None else outputs
         got = directory_bytes(spark_out)
-        self.assertEqual(got["_SUCCESS"], b"".join(b"out-%d\n" % r for r in range(reduces)))
-        self.assertEqual(sorted(got), ["_SUCCESS"] + [f"out-{r}" for r in range(reduces)])
+        self.assertEqual(got["_SUCCESS"], b"".join(b"out-%d\n" % r for r in range(outputs)))
+        self.assertEqual(sorted(got), sorted(["_SUCCESS"] + [f"out-{r}" for r in range(outputs)]))
         self.assertEqual(got, directory_bytes(txmr_out), "the same files, _SUCCESS too")
         self.assertEqual(counters, printed_counters(expected.stdout))
         return result, expected
@@ -350,9 +374,10 @@ class SessionTests(SparkTestCase):
 
     def test_compressed_input(self):
         """
-        Gzipped input, each file whole and decompressed, as txmr's engine
-        reads it: the same output directory and counters as txmr's engine
-        on the same files, and the answer of the plain files.
+        Gzipped input, in a local directory or at a URL, each file whole and
+        decompressed, as txmr's engine reads it: the same output directory
+        and counters as txmr's engine on the same files, and the answer of
+        the plain files.
         """
         source = os.path.join(self.base, "in")
         corpus(source)
@@ -374,6 +399,12 @@ class SessionTests(SparkTestCase):
         same = [c for c in counters if c.startswith(("txmr.map_input", "txmr.reduce_output"))]
         self.assertEqual(same, [c for c in printed_counters(expected.stdout)
                                 if c.startswith(("txmr.map_input", "txmr.reduce_output"))])
+        # At a URL: Spark hands each file as it is, decompressed by txmr's
+        # reader, by its name.
+        out = os.path.join(self.base, "gz-url-out")
+        _, counters = self.run_spark("txmr.examples.wordcount", "file://" + packed, out, 4, 3)
+        self.assertEqual(directory_bytes(out), directory_bytes(txmr_out))
+        self.assertEqual(counters, printed_counters(expected.stdout))
 
     def test_job_options(self):
         """
@@ -387,20 +418,204 @@ class SessionTests(SparkTestCase):
             lines = f.read().splitlines()
         self.assertTrue(lines and all(line.split("\t")[0].isupper() for line in lines))
 
-    def test_refuses_unknown_features(self):
+    def test_steps(self):
+        """
+        A job of three steps (the second map-only, the third without a
+        map): each step's output, in --intermediate's step-K-out/, and the
+        last step's out-R are txmr's engine's, byte for byte, and so are
+        each step's counters and their sums.
+        """
+        from txmr.cli import Progress, print_summary
+        from txmr.spark.command import CommandSteps
+
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        txmr_mid = os.path.join(self.base, "txmr-mid")
+        spark_mid = os.path.join(self.base, "spark-mid")
+        shown = io.StringIO()
+        steps = CommandSteps(lambda: Progress(shown), partial(print_summary, stream=shown),
+                             shown)
+        result, expected = self.compare(
+            "jobs/steps_native.py", source, 3, 2,
+            flags=("--intermediate", txmr_mid, "--", "--min-count", "2"),
+            intermediate=spark_mid, args=["--min-count", "2"], listener=steps)
+        steps.finished(result)
+        # What txmr run --engine spark shows: each step named, with its bar
+        # and counters, then their sums, as txmr run shows them.
+        shown = shown.getvalue()
+        job = os.path.join(JOBS, "steps_native.py")
+        for k in (1, 2, 3):
+            self.assertIn(f"step {k}/3: {job}#step={k}\n", shown)
+            self.assertIn(f"step {k}/3: {job}#step={k}\n", expected.stdout)
+        self.assertIn("map 3/3 done, 0 running  reduce 0/0 done", shown, "step 2: map-only")
+        self.assertIn("all 3 steps:\n", shown)
+        self.assertEqual(printed_counters(shown), printed_counters(expected.stdout))
+        self.assertEqual(sorted(os.listdir(spark_mid)), ["step-1-out", "step-2-out"])
+        for k, outputs in ((1, 2), (2, 3)):
+            got = directory_bytes(os.path.join(spark_mid, f"step-{k}-out"))
+            self.assertEqual(sorted(got), ["_SUCCESS"] + [f"out-{n}" for n in range(outputs)])
+            self.assertEqual(got, directory_bytes(os.path.join(txmr_mid, f"step-{k}-out")),
+                             f"step {k}'s output")
+        # Every directory a URL: each step's output written by Spark's
+        # committer, and read by Spark as the next step's input.
+        url_mid, url_out = (os.path.join(self.base, name) for name in ("url-mid", "url-out"))
+        self.run_spark(os.path.join(JOBS, "steps_native.py"), "file://" + source,
+                       "file://" + url_out, 3, 2, intermediate="file://" + url_mid,
+                       args=["--min-count", "2"])
+        self.assertEqual(directory_bytes(url_out),
+                         directory_bytes(os.path.join(self.base, "txmr-out")))
+        for k in (1, 2):
+            self.assertEqual(directory_bytes(os.path.join(url_mid, f"step-{k}-out")),
+                             directory_bytes(os.path.join(txmr_mid, f"step-{k}-out")))
+
+    def test_failing_step_ends_the_job(self):
+        """
+        A step that fails ends the job with its task's error, the steps
+        after it not run, and no answer in the output, not even an earlier
+        run's, as txmr's chain leaves it.
+        """
+        from txmr.spark.engine import run_spark
+        from txmr.spark.options import SparkRun
+
+        job = os.path.join(self.base, "fails_first.py")
+        with open(job, "w") as f:
+            f.write("from txmr import Step\n"
+                    "def words(name, line):\n"
+                    "    if 'POISON' in line:\n"
+                    "        raise ValueError('no poison in step 1')\n"
+                    "    yield line, 1\n"
+                    "def total(k, vs):\n    yield k, sum(vs)\n"
+                    "def steps():\n"
+                    "    return [Step(map=words, reduce=total), Step(reduce=total)]\n")
+        source = os.path.join(self.base, "in")
+        write_corpus(source, files=2)
+        with open(os.path.join(source, "in-1.txt"), "a") as f:
+            f.write("POISON\n")
+        out = os.path.join(self.base, "out")
+        os.makedirs(out)
+        for name in ("out-0", "_SUCCESS"):
+            with open(os.path.join(out, name), "w") as f:
+                f.write("an earlier run's answer\n")
+        result = run_spark(SparkRun(job, source, out, "local[2]", 2, 2), session=self.spark)
+        self.assertFalse(result.ok)
+        self.assertIn("ValueError: no poison in step 1", result.failure)
+        self.assertEqual(len(result.steps), 1, "step 2 did not run")
+        self.assertEqual(directory_bytes(out), {})
+
+    def test_map_only(self):
+        """
+        A map-only job (REDUCE = None), and any job with -r 0: map task M
+        writes out-M, its pairs in input order, as on txmr's engine, from
+        the same splits (here a file cut between lines).  (A map-only step
+        is in test_steps, a map-only mrjob job in test_mrjob_files.)
+        """
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        self.compare("jobs/maponly.py", source, 4, 3, outputs=4, last_reduces=0)
+        out = os.path.join(self.base, "url-out")
+        self.run_spark(os.path.join(JOBS, "maponly.py"), source, "file://" + out, 4, 3,
+                       last_reduces=0)
+        self.assertEqual(directory_bytes(out),
+                         directory_bytes(os.path.join(self.base, "txmr-out")))
+        self.compare("txmr.examples.wordcount", source, 3, 0, outputs=3)
+
+    def test_total_order(self):
+        """
+        TOTAL_ORDER: the bounds are sampled by txmr's driver's code from
+        the same splits, so each out-R holds the same range of keys, from a
+        local input directory or at a URL.
+        """
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        self.compare("jobs/sorted_words.py", source, 4, 3)
+        spark_out = directory_bytes(os.path.join(self.base, "spark-out"))
+        keys = [line.split(b"\t")[0] for r in range(3)
+                for line in spark_out[f"out-{r}"].splitlines()]
+        self.assertTrue(all(spark_out.values()), "three ranges, none empty")
+        self.assertEqual(len(keys), len(set(keys)))
+        # Input at a URL: what the sample reads is copied from it first.
+        out = os.path.join(self.base, "url-out")
+        self.run_spark(os.path.join(JOBS, "sorted_words.py"), "file://" + source, out, 4, 3)
+        self.assertEqual(directory_bytes(out), directory_bytes(os.path.join(self.base,
+                                                                            "txmr-out")))
+
+    def test_total_order_sample_of_a_url(self):
+        """
+        The sample of input at a URL reads a copy of only the bytes it
+        reads (here, a tenth of each split), and gives txmr's bounds: a
+        byte it did not copy would have been read as a key of NULs, sorted
+        first.
+        """
+        from txmr.data.inputs import plan_splits
+        from txmr.data.knobs import DEFAULT_KNOBS
+        from txmr.data.sampling import sample_bounds
+        from txmr.job import load_job
+        from txmr.spark import sampling
+        from txmr.spark.storage import list_input
+
+        source = os.path.join(self.base, "in")
+        os.makedirs(source)
+        with open(os.path.join(source, "words.txt"), "w") as f:
+            # Lines long enough that a split's sampled lines take more
+            # than the copy's first read.
+            f.writelines(f"w{n * 7919 % 100000:06d} {'x' * 32}\n" for n in range(100000))
+        sc = self.spark.sparkContext
+        files = list_input(sc, "file://" + source)
+        splits = plan_splits([(f.name, f.size) for f in files], 2)
+        job = load_job(os.path.join(JOBS, "sorted_words.py"))
+        parsed = job.parse_args([])
+        expected = sample_bounds(job, parsed, source, splits, 4, DEFAULT_KNOBS)
+        self.assertEqual(len(expected), 3)
+        self.assertEqual(sampling.bounds(sc, job, parsed, "file://" + source, files, splits, 4),
+                         expected)
+        copy = os.path.join(self.base, "copy")
+        os.makedirs(copy)
+        sampling.copy_sampled(sc, job, files, splits, copy)
+        st = os.stat(os.path.join(copy, "words.txt"))
+        self.assertEqual(st.st_size, files[0].size)
+        self.assertLess(st.st_blocks * 512, files[0].size // 2)
+
+    def test_mrjob_files(self):
+        """
+        mrjob job files, through txmr's adapter as on txmr's engine: two
+        steps (a combiner, a reducer-only step, counters), a map-only job
+        written with its output protocol, and the settings each task finds
+        in its environment.
+        """
+        source = os.path.join(self.base, "in")
+        corpus(source)
+        self.compare("jobs/mr_most_used_word.py", source, 3, 2)
+        self.compare("jobs/mr_map_only.py", source, 3, 2, outputs=3, last_reduces=0)
+        # Hadoop settings in each task's environment (JOBCONF, -D, --cmdenv,
+        # the file a map task reads), as txmr's engine sets them.
+        settings = ["-D", "my.command.line=cli", "--cmdenv", "MY_CMDENV=yes"]
+        self.compare("jobs/mrjob_jobconf.py", source, 3, 2, flags=["--"] + settings,
+                     args=settings)
+
+    def test_refuses_what_would_differ(self):
+        """
+        What Spark would not run as txmr's engine does is refused before
+        anything is written, naming it: mapper_raw given a local copy in
+        place of a URL, --intermediate for a job of one step, a job of steps
+        on a cluster master with nowhere its hosts share for their output.
+        """
         from txmr.spark.engine import run_spark
         from txmr.spark.options import SparkConfigError, SparkRun
 
-        job = os.path.join(self.base, "stepped.py")
-        with open(job, "w") as f:
-            f.write("STEPS = 2\ndef map(k, v):\n    yield v, 1\n"
-                    "def reduce(k, vs):\n    yield k, len(vs)\n")
-        with self.assertRaises(SparkConfigError) as caught:
-            run_spark(SparkRun(job, EXAMPLES, os.path.join(self.base, "o"), "local[2]"),
-                      session=self.spark)
-        self.assertIn("STEPS", str(caught.exception))
-        self.assertIn("--engine txmr", str(caught.exception))
-        self.assertFalse(os.path.exists(os.path.join(self.base, "o")), "nothing written")
+        out = os.path.join(self.base, "o")
+        for job, source, kwargs, expected in (
+                ("mr_raw.py", "file://" + EXAMPLES, {}, "mapper_raw"),
+                ("pairs.py", EXAMPLES, {"intermediate": self.base}, "spark.local.dir"),
+                ("steps_native.py", EXAMPLES, {"master": "spark://nowhere:7077"},
+                 "give --intermediate")):
+            run = SparkRun(os.path.join(JOBS, job), source, out, "local[2]")
+            for name, value in kwargs.items():
+                setattr(run, name, value)
+            with self.assertRaises(SparkConfigError) as caught:
+                run_spark(run, session=self.spark)
+            self.assertIn(expected, str(caught.exception))
+            self.assertNotIn("\n", str(caught.exception))
+            self.assertFalse(os.path.exists(out), "nothing written")
 
     def test_refuses_features_it_was_not_written_for(self):
         """
@@ -508,7 +723,7 @@ class CommandTests(SparkTestCase):
         for extra, expected in (
                 (["--intermediate", self.base], "spark.local.dir"),
                 (["--task-timeout", "5"], "--task-timeout"),
-                (["-r", "0"], "--reducers must be at least 1"),
+                (["-r", "-1"], "--reducers must be at least 0"),
                 (["--spark-conf", "nonsense"], "expected KEY=VALUE"),
                 (["--", "--min-count", "3"], "--min-count")):
             result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES, "-o", out, *extra,

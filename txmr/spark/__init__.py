@@ -12,7 +12,8 @@ and skipped records are decided by the one code path both engines call.
   - L{storage}: input and output where Spark reads and writes them (local
     paths, C{hdfs://}, C{s3a://}, compressed input);
   - L{tasks}: what runs in Spark's Python workers;
-  - L{engine}: the pipeline, from listing the input to committing C{out-R};
+  - L{engine}: the pipeline, from listing the input to committing C{out-R},
+    once per step of a job of steps (planned by L{txmr.chain});
   - L{progress}: the map and reduce bars fed by Spark's status tracker.
 
 PySpark is an optional extra, imported only when a Spark run starts.

@@ -13,11 +13,10 @@ import time
 
 from txmr.spark import pyspark_missing
 from txmr.spark.options import SparkConfigError, SparkRun, parse_conf
+from txmr.steps import sum_counters
 
 REFUSED = {
     "inline": "--inline runs txmr's engine in one process; drop --engine spark",
-    "intermediate": "--intermediate: Spark keeps map output in its shuffle; set "
-                    "--spark-conf spark.local.dir=DIR instead",
     "task_timeout": "--task-timeout is txmr's engine's; Spark has no per-task timeout",
     "help_job": "--help-job shows the job's options, which --engine spark does not pass on "
                 "yet; drop --engine spark",
@@ -45,27 +44,93 @@ def spark_run(a):
     return SparkRun(job=job, input=a.input, output=a.output, master=master,
                     mappers=a.mappers, reducers=a.reducers, conf=parse_conf(a.spark_conf),
                     memory=a.memory << 20, max_attempts=a.max_attempts,
-                    skip_bad_records=a.skip_bad_records, args=list(a.job_args or []))
+                    skip_bad_records=a.skip_bad_records, args=list(a.job_args or []),
+                    intermediate=a.intermediate)
 
 
-def run_command(a, progress, print_summary):
+class CommandSteps:
+    """
+    What C{txmr run --engine spark} shows of each step, as C{txmr run}
+    shows a chain's on txmr's engine (L{txmr.chain.run_chain}): for a job of
+    several steps, each step's name, bar and counters, then their sums.
+    """
+
+    def __init__(self, make_progress, print_summary, stream=sys.stdout):
+        self.make_progress = make_progress
+        self.print_summary = print_summary
+        self.stream = stream
+        self.progress = None
+        self.count = 1
+        self.started_at = self.step_started = time.monotonic()
+
+    def planned(self, chain):
+        self.count = len(chain.steps)
+        if chain.warning():
+            print(chain.warning(), file=sys.stderr)
+
+    def started(self, step):
+        self.close()
+        if step.count > 1:
+            print(f"{step.label}: {step.job}", file=self.stream, flush=True)
+        self.step_started = time.monotonic()
+        self.progress = self.make_progress()
+        return self.progress.update
+
+    def ended(self, step, result):
+        self.close()
+        if step.count == 1:
+            return  # the run's summary is the step's
+        self.show(result, self.step_started)
+        if not result.ok:
+            print(f"txmr: {step.label} failed; the steps after it did not run",
+                  file=sys.stderr)
+
+    def show(self, result, since):
+        if not result.ok:
+            print(f"txmr: {result.failure}", file=sys.stderr)
+            if result.traceback:
+                print(result.traceback, file=sys.stderr)
+        self.print_summary({"counters": result.counters,
+                            "skipped_records": result.skipped_records,
+                            "state": "finished" if result.ok else "failed"},
+                           time.monotonic() - since)
+
+    def finished(self, result):
+        """
+        The run's summary: the job's own for one step; for several, their
+        counters summed, as txmr's chain prints them, once all ran.
+        """
+        if self.count == 1:
+            self.show(result, self.started_at)
+        elif result.ok:
+            print(f"all {self.count} steps:", file=self.stream)
+            self.print_summary({"counters": sum_counters(r.counters for r in result.steps),
+                                "state": "finished"}, time.monotonic() - self.started_at)
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
+
+def run_command(a, make_progress, print_summary):
     """
     Run C{txmr run --engine spark}; return the exit code: 0 done, 1 the
     job failed, 2 it could not start.
 
-    @param progress: txmr run's progress bar (L{txmr.cli.Progress}).
+    @param make_progress: makes txmr run's progress bar (L{txmr.cli.Progress}),
+        one per step.
     @param print_summary: txmr run's summary printer.
     """
     missing = pyspark_missing()
     if missing:
-        progress.close()
         print(missing, file=sys.stderr)
         return 2
     from txmr.spark.engine import run_spark
 
-    started = time.monotonic()
+    steps = CommandSteps(make_progress, print_summary)
     try:
-        result = run_spark(spark_run(a), progress=progress.update)
+        result = run_spark(spark_run(a), listener=steps)
     except SparkConfigError as e:
         print(f"txmr: {e}", file=sys.stderr)
         return 2
@@ -73,12 +138,6 @@ def run_command(a, progress, print_summary):
         print("\ntxmr: interrupted; the Spark job was cancelled", file=sys.stderr)
         return 130
     finally:
-        progress.close()
-    if not result.ok:
-        print(f"txmr: {result.failure}", file=sys.stderr)
-        if result.traceback:
-            print(result.traceback, file=sys.stderr)
-    print_summary({"counters": result.counters, "skipped_records": result.skipped_records,
-                   "state": "finished" if result.ok else "failed"},
-                  time.monotonic() - started)
+        steps.close()
+    steps.finished(result)
     return 0 if result.ok else 1

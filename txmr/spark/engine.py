@@ -1,15 +1,20 @@
 """
-A txmr job as one Spark job: the pipeline from the input's listing to the
-committed C{out-R} files.
+A txmr job as Spark jobs: the pipeline from the input's listing to the
+committed C{out-R} files, one Spark job per step of the job.
 
     input splits (txmr's plan_splits)  ->  M map partitions (txmr's map task each)
-        ->  shuffle by txmr's CRC-32 partition  ->  R reduce partitions (txmr's reduce)
+        ->  shuffle by txmr's partition  ->  R reduce partitions (txmr's reduce)
         ->  out-0 ... out-{R-1}, then _SUCCESS
+    (a map-only step: M map partitions  ->  out-0 ... out-{M-1}, then _SUCCESS)
 
 The input is dealt to map tasks by the same code as txmr's driver, so each
 Spark map partition is the very map task txmr would run (its hooks, its
-combiner, its counters); files Spark must read (URLs, compressed files) are
-read first and dealt to the same tasks.  PySpark is imported here only.
+combiner, its counters); files Spark must read (URLs) are read first and
+dealt to the same tasks.  The steps of a job are planned by txmr's own
+chain (L{txmr.chain.plan_chain}): step K writes C{step-K-out/} as txmr's
+engine writes it, which step K+1 reads as its input; a C{TOTAL_ORDER}
+step's bounds are sampled by txmr's driver's code.  PySpark is imported
+here only.
 """
 
 import os
@@ -22,12 +27,16 @@ import uuid
 from dataclasses import dataclass, field
 from functools import partial
 
+from txmr.chain import plan_chain, step_job
 from txmr.core.counters import summed
 from txmr.data.inputs import plan_splits
 from txmr.job import JobError, load_job
 from txmr.job_options import plain_values
-from txmr.spark.options import SparkConfigError, check_run, check_supported, is_url
-from txmr.spark.storage import HadoopOutput, LocalOutput, list_input, normalize
+from txmr.spark.options import (SparkConfigError, check_run, check_step, check_supported,
+                                is_url)
+from txmr.spark.storage import (HadoopOutput, LocalOutput, list_input, normalize,
+                                remove_output, remove_tree)
+from txmr.steps import StepJob, sum_counters
 
 GLOB = re.compile(r"([{}\[\]*?\\])")
 
@@ -47,6 +56,8 @@ class SparkResult:
     skipped_records: list = field(default_factory=list)
     failure: str | None = None
     traceback: str = ""
+    # Each step's own result, in order (the run's alone for one step).
+    steps: list = field(default_factory=list)
 
     @property
     def ok(self):
@@ -66,7 +77,7 @@ def start_session(run, job):
     # txmr is installed, and find modules in the current directory, as
     # txmr's own workers do.  On a cluster they run the executors' Python
     # (spark.pyspark.python), and txmr and a job file are shipped to them.
-    local = re.fullmatch(r"local(\[[^\]]*\])?", run.master.strip()) is not None
+    local = is_local_master(run.master)
     if local:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -111,14 +122,56 @@ def _txmr_archive():
                                "txmr")
 
 
-def run_spark(run, progress=None, session=None):
+class StepListener:
     """
-    Run the job C{run} (a L{txmr.spark.options.SparkRun}) describes.
+    What a caller hears of a run's steps (C{txmr run} prints them as it
+    prints the steps of a chain on txmr's engine).  Every method does
+    nothing here.
+    """
 
-    @param progress: called with the phases' task counts as the job goes.
+    def planned(self, chain):
+        """
+        The steps are planned (a L{txmr.chain.Chain}); none has run.
+        """
+
+    def started(self, step):
+        """
+        Step C{step} (a L{txmr.chain.StepRun}) starts: return what its
+        progress is fed to, or L{None}.
+        """
+        return None
+
+    def ended(self, step, result):
+        """
+        Step C{step} ended with C{result} (a L{SparkResult}).
+        """
+
+
+INTERMEDIATE_REFUSED = ("--intermediate: Spark keeps map output in its shuffle; set "
+                        "--spark-conf spark.local.dir=DIR instead (only a job of several steps "
+                        "writes its steps' output there)")
+
+
+def is_local_master(master):
+    """
+    Whether Spark's Python workers run on this host, in this Python.
+    """
+    return re.fullmatch(r"local(\[[^\]]*\])?", master.strip()) is not None
+
+
+def run_spark(run, progress=None, session=None, listener=None):
+    """
+    Run the job C{run} (a L{txmr.spark.options.SparkRun}) describes: its
+    steps one after another, as L{txmr.chain} plans them for txmr's engine,
+    each step's output the next one's input, in one Spark session.
+
+    @param progress: called with the phases' task counts as the job goes
+        (each step's in turn), unless C{listener} gives each step's.
     @param session: a Spark session to run in (tests share one); by default
         one is started on C{run.master}, and stopped at the end.
-    @raise SparkConfigError: the job cannot start; nothing was written.
+    @param listener: a L{StepListener}, or L{None}.
+    @raise SparkConfigError: the job cannot start; nothing was written (or,
+        for a step after the first, its steps before it ran).
     @return: a L{SparkResult}.
     """
     check_run(run)
@@ -137,50 +190,161 @@ def run_spark(run, progress=None, session=None):
         options = plain_values(job.parse_args(run.args))
     except JobError as e:
         raise SparkConfigError(str(e)) from e
-    spark = session or start_session(run, job)
+    listener = listener or StepListener()
+    chain, temporary = _plan_steps(run, job)
     try:
-        return _run(spark, run, job, progress, options)
+        steps = []
+        for step in chain.steps:
+            step_job_ = step_job(job, step)
+            try:
+                # The step's shape (map-only, formats...) follows the options.
+                parsed = step_job_.parse_args(run.args)
+            except JobError as e:
+                raise SparkConfigError(str(e)) from e
+            check_step(step_job_, step)
+            steps.append((step, step_job_, parsed))
+        listener.planned(chain)
+        spark = session or start_session(run, job)
+    except BaseException:
+        if temporary is not None and not is_url(temporary):
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    try:
+        results = []
+        for step, step_job_, parsed in steps:
+            feed = listener.started(step) or progress
+            try:
+                result = _run_step(spark, run, step, step_job_, parsed, feed, options)
+            except BaseException:
+                if step is not chain.steps[-1]:
+                    remove_output(spark.sparkContext, chain.steps[-1].output)
+                raise
+            results.append(result)
+            listener.ended(step, result)
+            if not result.ok:
+                if step is not chain.steps[-1]:
+                    # As txmr's chain: no earlier run's answer is left to be
+                    # taken for this one's.
+                    remove_output(spark.sparkContext, chain.steps[-1].output)
+                break
+        return _chain_result(results)
     finally:
+        if temporary is not None:
+            remove_tree(spark.sparkContext, temporary)
         if session is None:
             spark.stop()
 
 
-def _run(spark, run, job, progress, options):
-    from txmr.spark import tasks
+def _plan_steps(run, job):
+    """
+    The steps of the run, planned by txmr's own L{txmr.chain.plan_chain}
+    (their task counts, JOBCONF included, and their directories), and the
+    directory made for their output (L{None}: none was made).
+
+    @raise SparkConfigError: before anything is written.
+    """
+    stepped = isinstance(job, StepJob) and job.n_steps > 1
+    if run.intermediate and not stepped:
+        raise SparkConfigError(INTERMEDIATE_REFUSED)
+    root = temporary = None
+    if stepped:
+        if run.intermediate:
+            root = run.intermediate if is_url(run.intermediate) else os.path.abspath(
+                run.intermediate)
+        elif is_local_master(run.master):
+            root = temporary = tempfile.mkdtemp(prefix="txmr-spark-steps-")
+        elif is_url(run.output):
+            root = temporary = f"{run.output.rstrip('/')}/_txmr-steps-{uuid.uuid4().hex}"
+        else:
+            raise SparkConfigError(
+                f"job {job.name!r} has {job.n_steps} steps: on a cluster master their output "
+                f"must be where every host reads it; give --intermediate (a shared directory, "
+                f"or a URL) or an output URL")
+    try:
+        return plan_chain(job, run.input, root, run.output, run.mappers, run.reducers,
+                          run.args), temporary
+    except JobError as e:
+        if temporary is not None and not is_url(temporary):
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise SparkConfigError(str(e)) from e
+
+
+def _chain_result(results):
+    """
+    The result of a run from its steps' results: their counters summed, as
+    txmr's chain sums them (for one step, its own).
+    """
+    if len(results) == 1:
+        result = results[0]
+        result.steps = [result]
+        return result
+    failed = next((r for r in results if not r.ok), None)
+    return SparkResult(
+        counters=sum_counters(r.counters for r in results),
+        skipped_records=[record for r in results for record in r.skipped_records],
+        failure=failed.failure if failed else None,
+        traceback=failed.traceback if failed else "", steps=list(results))
+
+
+def _run_step(spark, run, step, job, parsed, progress, options):
+    """
+    One step (a L{txmr.chain.StepRun}) as one Spark job: its input listed
+    and dealt to map tasks by txmr's own code, its map tasks, its reduce
+    tasks (none for a map-only step), its output committed.
+    """
+    from txmr.spark import sampling, tasks
 
     sc = spark.sparkContext
-    files = list_input(sc, run.input)
-    output = HadoopOutput(sc, run.output) if is_url(run.output) else LocalOutput(run.output)
-    # Compressed files are dealt whole, as txmr's engine deals them.
-    splits = plan_splits([(f.name, f.size) for f in files], run.mappers, job.input_mode)
-    n_map, n_reduce = len(splits), run.reducers
-    fetched = {f.name: f.compressed for f in files if f.location is not None}
+    files = list_input(sc, step.input)
+    output = HadoopOutput(sc, step.output) if is_url(step.output) else LocalOutput(step.output)
+    # The splits of txmr's driver (compressed files dealt whole).
+    splits = plan_splits([(f.name, f.size) for f in files], step.mappers, job.input_mode)
+    # A map-only step runs no reduce task, however many -r asked for.
+    n_map, n_reduce = len(splits), 0 if step.map_only else step.reducers
+    bounds = []
+    if job.total_order and n_reduce > 1:
+        # Sampled on this driver by txmr's driver's code, from the same
+        # splits: the same bounds, so the same out-R files.
+        try:
+            bounds = sampling.bounds(sc, job, parsed, step.input, files, splits, n_reduce)
+        except Exception as e:
+            raise SparkConfigError(f"cannot sample the keys for TOTAL_ORDER: "
+                                   f"{type(e).__name__}: {e}") from e
+    fetched = frozenset(f.name for f in files if f.location is not None)
     reports = sc.accumulator({}, tasks.TaskReports())
+    local_output = output.path if isinstance(output, LocalOutput) else None
     map_plan = tasks.MapPlan(
-        job=job.name, splits=splits, input=None if is_url(run.input) else run.input,
+        job=job.name, splits=splits, input=None if is_url(step.input) else step.input,
         stamps={f.name: f.stamp for f in files if f.stamp is not None}, fetched=fetched,
         n_reduce=n_reduce, max_attempts=run.max_attempts,
-        skip_bad_records=run.skip_bad_records, args=list(run.args), options=options)
-    reduce_plan = tasks.ReducePlan(
-        job=job.name, n_map=n_map, n_reduce=n_reduce,
-        output=output.path if isinstance(output, LocalOutput) else None, memory=run.memory,
-        args=list(run.args), options=options)
+        skip_bad_records=run.skip_bad_records, args=list(run.args), options=options,
+        output=local_output if n_reduce == 0 else None, bounds=bounds)
     if fetched:
         source = _fetched_input(spark, files, splits)
     else:
         source = sc.parallelize(range(n_map), n_map)
-    reduced = (source.mapPartitionsWithIndex(partial(tasks.map_partition, map_plan, reports))
-               .partitionBy(n_reduce, _identity)
-               .mapPartitionsWithIndex(partial(tasks.reduce_partition, reduce_plan, reports)))
+    if n_reduce:
+        reduce_plan = tasks.ReducePlan(
+            job=job.name, n_map=n_map, n_reduce=n_reduce, output=local_output,
+            memory=run.memory, args=list(run.args), options=options)
+        final = (source.mapPartitionsWithIndex(partial(tasks.map_partition, map_plan, reports))
+                 .partitionBy(n_reduce, _identity)
+                 .mapPartitionsWithIndex(partial(tasks.reduce_partition, reduce_plan,
+                                                 reports)))
+    else:
+        # Map task M writes out-M, as txmr's map task of a map-only job.
+        final = source.mapPartitionsWithIndex(partial(tasks.map_only_partition, map_plan,
+                                                      reports))
+    n_out = n_reduce or n_map
     output.prepare(job.name)
     ok = False
     try:
         group = f"txmr-{uuid.uuid4().hex}"
         if isinstance(output, LocalOutput):
-            action = reduced.collect
+            action = final.collect
         else:
             def action():
-                reduced.saveAsTextFile(output.staging)
+                final.saveAsTextFile(output.staging)
         from txmr.spark.progress import StageFeed
 
         feed = StageFeed(sc, group, n_map, n_reduce)
@@ -193,7 +357,7 @@ def _run(spark, run, job, progress, options):
         if isinstance(output, LocalOutput):
             output.commit(dict(outcome))
         else:
-            output.commit(n_reduce)
+            output.commit(n_out)
         ok = True
         if progress is not None:
             progress(feed.finished())
@@ -208,12 +372,12 @@ def _identity(r):
 
 def _fetched_input(spark, files, splits):
     """
-    The files Spark reads (URLs, compressed files), read whole as bytes and
-    dealt to the map tasks whose splits hold them: an RDD of one partition
-    per map task, of C{(M, (name, offset, size, bytes))}.
+    The files Spark reads (URLs), read whole as they are (compressed ones
+    too: Spark's C{binaryFile} source decompresses nothing, txmr's reader
+    does, by the file's name) and dealt to the map tasks whose splits hold
+    them: an RDD of one partition per map task, of C{(M, (name, offset,
+    size, bytes))}.
     """
-    from pyspark.sql import functions as F
-
     from txmr.spark import tasks
 
     by_name = {f.name: f for f in files if f.location is not None}
@@ -222,13 +386,15 @@ def _fetched_input(spark, files, splits):
         for name, start, end in task:
             f = by_name.get(name)
             if f is not None:
-                entry = wanted.setdefault(normalize(f.location),
-                                          (f.name, f.size, f.compressed, []))
-                entry[3].append((m, start, end))
+                entry = wanted.setdefault(normalize(f.location), (f.name, f.size, []))
+                entry[2].append((m, start, end))
     # Spark takes a path holding any of {}[]*?\\ for a glob: escape them.
-    paths = [GLOB.sub(r"\\\1", f.location) for f in by_name.values()]
-    rows = (spark.read.text(paths, wholetext=True)
-            .select(F.col("_metadata.file_path"), F.col("value").cast("binary")))
+    # (An empty file cut into byte ranges is in no split: not read.)
+    dealt = {name for name, _, _ in wanted.values()}
+    paths = [GLOB.sub(r"\\\1", f.location) for f in by_name.values() if f.name in dealt]
+    if not paths:
+        return spark.sparkContext.parallelize([], len(splits))
+    rows = spark.read.format("binaryFile").load(paths).select("path", "content")
     return (rows.rdd.map(tuple).flatMap(partial(tasks.route, wanted))
             .partitionBy(len(splits), _identity))
 

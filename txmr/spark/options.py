@@ -31,6 +31,9 @@ class SparkRun:
     @ivar input: a local directory or a URL Spark reads (C{hdfs://},
         C{s3a://}, C{file://}).
     @ivar output: a local directory or a URL Spark writes.
+    @ivar intermediate: for a job of several steps, where each step's
+        output (C{step-K-out/}) goes, a local directory or a URL; L{None}:
+        a temporary directory (on a cluster master, under an output URL).
     """
 
     job: str
@@ -45,20 +48,21 @@ class SparkRun:
     skip_bad_records: bool = False
     # The job's own options (what follows -- on txmr run's command line).
     args: list = field(default_factory=list)
+    intermediate: str | None = None
 
 
 # What L{txmr.job.Job} holds that this engine knows: the features whose
 # semantics live in the map and reduce attempts (which it runs as they are),
-# and those it checks below.  A Job that holds anything more, set (true), is
-# using a feature this engine was not written for, and is refused; one left
-# at its default (false, None, empty) is not in use.
+# and those it takes from txmr's own driver code (the steps, planned by
+# L{txmr.chain.plan_chain}; TOTAL_ORDER's bounds, sampled by
+# L{txmr.data.sampling.sample_bounds}, see L{txmr.spark.sampling}).  A Job that holds anything more,
+# set (true), is using a feature this engine was not written for, and is
+# refused; one left at its default (false, None, empty) is not in use.
 KNOWN_JOB_FIELDS = {"name", "_target", "_class", "input_mode", "has_combiner", "output_format",
                     "csv_header", "sort_values", "has_partition", "map_only", "_configure",
-                    "_parsed"}
-
-# Job-level names of features that need the driver's side (several steps),
-# which this engine does not have yet.
-UNSUPPORTED_JOB_NAMES = ("steps", "STEPS")
+                    "_parsed", "total_order",
+                    # txmr.steps.StepJob: one step of a job of steps.
+                    "source", "index", "whole", "n_steps"}
 
 
 def check_supported(job):
@@ -72,15 +76,28 @@ def check_supported(job):
         raise SparkConfigError(
             f"--engine spark does not know this job's {', '.join(unknown)} yet; "
             f"run it with --engine txmr")
-    refused = [what for what, used in (
-        ("map-only (REDUCE = None)", getattr(job, "map_only", False)),
-    ) if used]
-    probe = job._class or job._target
-    refused += [name for name in UNSUPPORTED_JOB_NAMES if hasattr(probe, name)]
-    if refused:
+
+
+def check_step(job, step):
+    """
+    What one step (a L{txmr.chain.StepRun}, its L{txmr.job.Job} C{job}
+    with its options parsed) needs that Spark cannot give it as txmr's
+    engine does.
+
+    @raise SparkConfigError: before anything runs.
+    """
+    check_supported(job)
+    if job.planning_error():
+        # What txmr's driver would refuse (txmr.plan.plan_job).
+        raise SparkConfigError(job.planning_error())
+    where = f"{step.label} of " if step.count > 1 else ""
+    if is_url(step.input) and job.input_mode == "path":
+        # Such a map is given each input file's URL by txmr's engine, where
+        # Spark's task would have a local copy's path.
         raise SparkConfigError(
-            f"job {job.name!r} uses {', '.join(refused)}: --engine spark does not support "
-            f"that yet; run it with --engine txmr")
+            f"{where}job {job.name!r} is given each input file's path (mapper_raw, or "
+            f"mrjob's input file): --engine spark runs it on a local input directory only, "
+            f"not {step.input!r}; use --engine txmr")
 
 
 def check_run(run):
@@ -89,9 +106,8 @@ def check_run(run):
     """
     if run.mappers < 1:
         raise SparkConfigError("--mappers must be at least 1")
-    if run.reducers < 1:
-        raise SparkConfigError("--reducers must be at least 1 (map-only jobs are not "
-                               "supported by --engine spark yet)")
+    if run.reducers < 0:
+        raise SparkConfigError("--reducers must be at least 0 (0: a map-only job)")
     if run.max_attempts < 1:
         raise SparkConfigError("--max-attempts must be at least 1")
     for key, _ in run.conf:

@@ -3,8 +3,8 @@ The map and reduce bars of a Spark run, fed by Spark's status tracker.
 
 A run is one Spark job in its own job group.  Its stages are numbered
 parents first, so the last one is the reduce (the result stage) and the one
-before it the map; a stage before those is Spark reading URL or compressed
-input for the maps.  The counts take the shape of txmr's scheduler's
+before it the map; a stage before those is Spark reading URL input for the
+maps.  A map-only job's last stage is its map.  The counts take the shape of txmr's scheduler's
 (L{txmr.core.scheduler.Scheduler.counts}), so C{txmr run} shows them with
 the same progress bar.
 """
@@ -41,9 +41,10 @@ class StageFeed:
             info = self.tracker.getJobInfo(job_id)
             if info is not None:
                 stage_ids.update(info.stageIds)
-        stages = sorted(stage_ids)[-2:]
+        kinds = ("map", "reduce") if self.n_reduce else ("map",)
+        stages = sorted(stage_ids)[-len(kinds):]
         phases = {"map": counts(self.n_map), "reduce": counts(self.n_reduce)}
-        for kind, stage_id in zip(("map", "reduce")[2 - len(stages):], stages):
+        for kind, stage_id in zip(kinds[len(kinds) - len(stages):], stages):
             stage = self.tracker.getStageInfo(stage_id)
             if stage is not None:
                 total = self.n_map if kind == "map" else self.n_reduce

@@ -4,10 +4,11 @@ Input and output where Spark reads and writes them.
 A local path is read and written by txmr's own data path, as by its
 engine.  A URL (C{hdfs://}, C{s3a://}, C{file:/...}) is listed through
 Hadoop's file systems on the driver, its files read by Spark (whole, as
-bytes) and its output written by Spark's committer, then renamed C{out-R}.
-A compressed file (any codec Hadoop knows by its extension) is read by
-Spark, decompressed, wherever it is.  Either way the map attempt reads the
-same bytes of the same files: input is named by the path relative to the
+bytes, compressed or not: Spark's C{binaryFile} source decompresses
+nothing) and its output written by Spark's committer, then renamed
+C{out-R}.  Either way the map attempt reads the same bytes of the same
+files, and a compressed file is decompressed by txmr's own reader, by its
+name, as on txmr's engine: input is named by the path relative to the
 input root, as txmr's engine names it.
 """
 
@@ -33,15 +34,12 @@ class InputFile:
     @ivar size: its size in bytes (compressed, if it is).
     @ivar location: where Spark reads it (a URL), or L{None}: a local file
         that the map reads itself, under the input root.
-    @ivar compressed: Spark decompresses it (Hadoop knows a codec for its
-        extension): map reads its decompressed bytes.
     @ivar stamp: what tells that a local file changed (L{txmr.data.inputs.stamp}).
     """
 
     name: str
     size: int
     location: str | None = None
-    compressed: bool = False
     stamp: tuple | None = None
 
 
@@ -51,12 +49,6 @@ def _hadoop(sc, url):
     return path, path.getFileSystem(sc._jsc.hadoopConfiguration())
 
 
-def _codecs(sc):
-    jvm = sc._jvm
-    return jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
-        sc._jsc.hadoopConfiguration())
-
-
 def list_input(sc, root):
     """
     The input files under C{root}, sorted by name; names starting with C{.}
@@ -64,7 +56,6 @@ def list_input(sc, root):
 
     @raise SparkConfigError: the input cannot be listed, or is empty.
     """
-    codecs = _codecs(sc)
     if not is_url(root):
         # Local files, compressed or not, are read by txmr's own data path
         # in each task, as txmr's engine reads them (a compressed file
@@ -72,7 +63,7 @@ def list_input(sc, root):
         files = []
         for name, _ in list_inputs(root):
             st = stamp(os.path.join(root, name))
-            files.append(InputFile(name, st[0], None, False, tuple(st)))
+            files.append(InputFile(name, st[0], None, tuple(st)))
         return files
     path, fs = _hadoop(sc, root)
     try:
@@ -88,13 +79,7 @@ def list_input(sc, root):
             name = location.toUri().getPath()[len(base) + 1:]
             if any(part.startswith((".", "_")) for part in name.split("/")):
                 continue
-            if codecs.getCodec(location) is not None:
-                # Spark would hand it decompressed under its compressed
-                # name, which txmr's data path would decompress again.
-                raise SparkConfigError(f"--engine spark does not read compressed input at a "
-                                       f"URL yet ({name}): decompress it, or use --engine "
-                                       f"txmr")
-            files.append(InputFile(name, status.getLen(), location.toString(), False))
+            files.append(InputFile(name, status.getLen(), location.toString()))
     except SparkConfigError:
         raise
     except Exception as e:  # py4j's error carries the JVM's reason
@@ -246,3 +231,40 @@ class HadoopOutput:
                         fs.delete(status.getPath(), False)
         except Exception:
             pass
+
+
+def remove_output(sc, path):
+    """
+    Remove the job's own files (C{out-R}, C{_SUCCESS}) from an earlier run
+    in the output C{path}, local or a URL: what a chain whose step failed
+    before the last does (L{txmr.chain.remove_stale_output}), so an earlier
+    answer is not taken for this run's.
+    """
+    if not is_url(path):
+        if os.path.isdir(path):
+            remove_job_files(path)
+        return
+    try:
+        where, fs = _hadoop(sc, path)
+        if fs.exists(where):
+            for status in fs.listStatus(where):
+                if is_job_output(status.getPath().getName()):
+                    fs.delete(status.getPath(), False)
+    except Exception:
+        pass
+
+
+def remove_tree(sc, path):
+    """
+    Remove a directory made for a run (its steps' output), local or a URL.
+    """
+    if not is_url(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    try:
+        where, fs = _hadoop(sc, path)
+        fs.delete(where, True)
+    except Exception:
+        pass

@@ -31,6 +31,7 @@ from txmr.data.inputs import InputChanged
 from txmr.data.layout import Layout
 from txmr.data.run import run_task
 from txmr.job import JobError, load_job
+from txmr.steps import split_step, step_name
 
 # Map output crosses the shuffle in pieces of this size (a record must stay
 # well under what Spark's serializers take in one piece).
@@ -67,15 +68,18 @@ class MapPlan:
     @ivar splits: per map task, its C{[name, start, end]} splits.
     @ivar input: the local input root, or L{None} (every file is fetched).
     @ivar stamps: C{{name: stamp}} of the local input files.
-    @ivar fetched: C{{name: whether Spark decompressed it}} of the files
-        Spark reads and hands to the map tasks.
+    @ivar fetched: the names of the files Spark reads (as they are, not
+        decompressed) and hands to the map tasks.
+    @ivar output: a map-only job's local output directory, where map
+        attempts write their files for the driver to rename, or L{None}.
+    @ivar bounds: C{TOTAL_ORDER}'s sampled bounds (L{txmr.data.sampling}).
     """
 
     job: str
     splits: list
     input: str | None
     stamps: dict
-    fetched: dict
+    fetched: frozenset
     n_reduce: int
     max_attempts: int
     skip_bad_records: bool
@@ -83,6 +87,8 @@ class MapPlan:
     # parsed (as txmr's engine carries them in each task's spec).
     args: list = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    output: str | None = None
+    bounds: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,12 +124,14 @@ def task_job(name):
         try:
             job = load_job(name)
         except JobError:
-            where, colon, attribute = name.rpartition(":") if ":" in name else (name, "", "")
+            whole, step = split_step(name)
+            where, colon, attribute = whole.rpartition(":") if ":" in whole else (whole, "", "")
             if not where.endswith(".py") or os.path.exists(where):
                 raise
             from pyspark import SparkFiles
 
-            job = load_job(SparkFiles.get(os.path.basename(where)) + colon + attribute)
+            shipped = SparkFiles.get(os.path.basename(where)) + colon + attribute
+            job = load_job(shipped if step is None else step_name(shipped, step))
         _jobs[name] = job
     return job
 
@@ -178,7 +186,7 @@ def map_partition(plan, reports, index, records):
             intermediate = os.path.join(work, "intermediate")
             os.makedirs(intermediate)
             counters, skipped, spec = run_map_attempts(job, plan, index, root, splits, stamps,
-                                                       intermediate)
+                                                       intermediate, None)
         except Exception:
             raise failure("map", index)
         reports.add({("map", index): {"counters": counters, "skipped": skipped}})
@@ -197,21 +205,57 @@ def map_partition(plan, reports, index, records):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_map_attempts(job, plan, index, root, splits, stamps, intermediate):
+def map_only_partition(plan, reports, index, records):
+    """
+    Map task C{index} of a map-only job, given the records Spark read for
+    it: its C{out-M}, as txmr's map task writes it.  Yields C{(index,
+    temporary path)} where the driver commits local output, else the lines
+    of C{out-M} for Spark's writer.
+    """
+    work = scratch("map")
+    try:
+        try:
+            job = task_job(plan.job)
+            root, splits, stamps = materialize(plan, index, records, work)
+            output = plan.output or os.path.join(work, "output")
+            os.makedirs(output, exist_ok=True)
+            counters, skipped, spec = run_map_attempts(job, plan, index, root, splits, stamps,
+                                                       os.path.join(work, "intermediate"),
+                                                       output)
+            ((temporary, _),) = Layout.of(spec).files(Kind.MAP, index, spec.attempt)
+        except Exception:
+            raise failure("map", index)
+        reports.add({("map", index): {"counters": counters, "skipped": skipped}})
+        if plan.output is not None:
+            yield index, temporary
+            return
+        yield from output_lines(temporary, index, "map")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_map_attempts(job, plan, index, root, splits, stamps, intermediate, output):
     """
     Run map task C{index} to success, skipping bad records by txmr's rule
     (L{txmr.core.scheduler.Scheduler}: a record that failed twice is skipped
     by the next attempt; other record failures count towards
     C{max_attempts}).  Without skipping, the first failure is the task's.
 
+    @param output: a map-only job's output directory (where its attempts
+        write their C{out-M} under names of their own), else L{None}.
     @return: the counters, the skipped records, the successful spec.
     """
-    skip, skipped, seen, failures, attempt = [], [], {}, 0, 0
+    skip, skipped, seen, failures = [], [], {}, 0
+    # Attempts of this Spark task are numbered after Spark's attempt, so
+    # that no other attempt of the application (a task Spark runs again,
+    # writing in the same output directory) has their file names.
+    attempt = attempt_id() << 20
     while True:
         spec = TaskSpec(kind=Kind.MAP, index=index, attempt=attempt, job=job.name,
                         intermediate=intermediate, n_map=len(plan.splits),
                         n_reduce=plan.n_reduce, input=root, splits=splits, skip=list(skip),
-                        stamps=stamps, args=list(plan.args), options=dict(plan.options))
+                        stamps=stamps, output=output, args=list(plan.args),
+                        options=dict(plan.options), bounds=list(plan.bounds))
         try:
             return run_task(job, spec), skipped, spec
         except RecordError as e:
@@ -234,9 +278,10 @@ def materialize(plan, index, records, work):
     The input root, splits and stamps map task C{index} reads.  Files that
     Spark read for it are written under a scratch root, each at its own
     offsets (a sparse file of its full size), so the map reads them as it
-    would read the original: the same lines, named by the same offsets;
-    a decompressed file is read whole.  The task's local files are linked
-    beside them.
+    would read the original: the same lines, named by the same offsets; a
+    compressed file, which Spark hands as it is, whole, is decompressed by
+    txmr's own reader, by its name, as on txmr's engine.  The task's local
+    files are linked beside them.
     """
     splits = plan.splits[index]
     fetched = {name for name, _, _ in splits if name in plan.fetched}
@@ -265,8 +310,6 @@ def materialize(plan, index, records, work):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 open(path, "wb").close()
                 sizes[name] = 0
-            if plan.fetched[name]:  # decompressed: read it whole
-                start, end = 0, sizes[name]
         elif not os.path.lexists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.symlink(os.path.join(plan.input, name), path)
@@ -280,11 +323,10 @@ def route(wanted, row):
     Deal one file Spark read, C{(location, bytes)}, to the map tasks whose
     splits hold it: C{(M, (name, offset, size, bytes))}, each task getting
     only the bytes its splits read (from the byte before its start to the
-    end of the line holding its last byte), or the whole file if Spark
-    decompressed it.
+    end of the line holding its last byte; a compressed file is one split,
+    whole).
 
-    @param wanted: C{{normalized location: (name, size, compressed,
-        [(M, start, end)])}}.
+    @param wanted: C{{normalized location: (name, size, [(M, start, end)])}}.
     """
     from txmr.spark.storage import normalize
 
@@ -293,11 +335,7 @@ def route(wanted, row):
     entry = wanted.get(normalize(location))
     if entry is None:
         raise InputChanged(f"Spark read {location!r}, which is not an input file of the job")
-    name, size, compressed, splits = entry
-    if compressed:
-        for m, _, _ in splits:
-            yield m, (name, 0, len(data), data)
-        return
+    name, size, splits = entry
     if len(data) != size:
         raise InputChanged(f"input file {name!r} changed since the job was planned (size "
                            f"{size} -> {len(data)} bytes)")
@@ -347,12 +385,12 @@ def reduce_partition(plan, reports, index, records):
         if plan.output is not None:
             yield index, temporary
             return
-        yield from output_lines(temporary, index)
+        yield from output_lines(temporary, index, "reduce")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def output_lines(path, index):
+def output_lines(path, index, kind):
     """
     The lines of an output file, without their newline, as bytes: Spark's
     text writer adds one newline to each, giving back the same bytes.  It
@@ -365,7 +403,7 @@ def output_lines(path, index):
                 line.decode("utf-8")
             except UnicodeDecodeError:
                 raise TaskFailed(
-                    f"{BEGIN}reduce task {index} failed: line {number} of out-{index} is not "
+                    f"{BEGIN}{kind} task {index} failed: line {number} of out-{index} is not "
                     f"UTF-8, which Spark's text writer cannot write unchanged; write the "
                     f"output to a local directory instead{END}") from None
             yield line[:-1]
