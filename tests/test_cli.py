@@ -273,6 +273,47 @@ class RunTests(unittest.TestCase):
             self.assertEqual(read_output(out, 1), {"linked": "2", "file": "2", "folder": "1",
                                                    "plain": "1"})
 
+    def test_a_failing_job_fails_alike_inline_or_not(self):
+        """
+        The same failed task: exit 1, the driver's line (inline, it named
+        txmr's own RecordError and said "failed 1 times" whatever
+        --max-attempts), then the job's own traceback.
+        """
+        results = [self.txmr("run", *inline, os.path.join(JOBS, "raises.py"), "-i", EXAMPLES,
+                             "-o", os.path.join(self.base, f"o{len(inline)}"), "-w", "1",
+                             "-m", "1", "-r", "1", "--max-attempts", "3")
+                   for inline in ([], ["--inline"])]
+        self.assertEqual([r.returncode for r in results], [1, 1])
+        for result, worker in zip(results, ("w1", "inline")):
+            lines = [line for line in result.stderr.splitlines() if line.startswith("txmr: map")]
+            self.assertEqual(len(lines), 1, result.stderr)
+            self.assertRegex(lines[0], rf"^txmr: map task 0 failed 3 times; last, attempt \d+ "
+                                       rf"on worker {worker}: ValueError: cannot map ")
+            self.assertNotIn("RecordError", result.stderr)
+            self.assertIn('raise ValueError(f"cannot map {filename}")', result.stderr)
+
+    def test_inline_retries_and_skips_as_a_driver_does(self):
+        base = os.path.join(self.base, "bad")
+        os.makedirs(base)
+        with open(os.path.join(base, "a.txt"), "w") as f:
+            f.write("good line\nbad line\nmore good\n")
+        job = os.path.join(self.base, "badline.py")
+        with open(job, "w") as f:
+            f.write("def map(name, line):\n"
+                    "    if line.startswith('bad'):\n"
+                    "        raise ValueError('bad line')\n"
+                    "    for w in line.split():\n"
+                    "        yield w, 1\n"
+                    "def reduce(k, v):\n"
+                    "    yield k, sum(v)\n")
+        for inline in ([], ["--inline"]):
+            out = os.path.join(self.base, f"out{len(inline)}")
+            result = self.txmr("run", job, *inline, "-i", base, "-o", out, "-w", "1", "-r", "1",
+                               "--skip-bad-records")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(read_output(out, 1), {"good": "2", "line": "1", "more": "1"})
+            self.assertIn("skipped bad record: ['map', 3, ['a.txt', 10, 0]]", result.stdout)
+
     def test_input_that_is_a_file_is_named_so(self):
         for inline in ([], ["--inline"]):
             result = self.txmr("run", *inline, "-i", os.path.join(EXAMPLES, "pg-alice.txt"),

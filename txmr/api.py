@@ -224,6 +224,9 @@ def _inline(config, job, quiet):
     except Exception as e:
         import traceback
 
+        if hasattr(e, "txmr_failure"):
+            # A task failed for good: what a driver's summary says of it.
+            raise JobFailed(e.txmr_failure, e.txmr_traceback) from e
         raise JobFailed(f"{type(e).__name__}: {e}", traceback.format_exc()) from e
     finally:
         if not quiet:

@@ -23,7 +23,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 import urllib.parse
 import urllib.request
 
@@ -231,12 +230,14 @@ def run_inline(a, counters_out=None):
     config = JobConfig(input=a.input, intermediate=intermediate, output=a.output,
                        mappers=a.mappers, reducers=a.reducers, job=a.job,
                        memory=a.memory << 20, job_args=a.job_args,
-                       max_attempts=a.max_attempts,
+                       max_attempts=a.max_attempts, skip_bad_records=a.skip_bad_records,
                        storage_options=storage_options(a))
     progress = Progress()
     started = time.monotonic()
+    skipped = []
     try:
-        counters = inline(config, progress=lambda s: progress.update(s.counts()))
+        counters = inline(config, progress=lambda s: progress.update(s.counts()),
+                          skipped=skipped)
     except ConfigError as e:
         print(f"txmr: {e}", file=sys.stderr)
         return 2
@@ -251,7 +252,7 @@ def run_inline(a, counters_out=None):
         # job's traceback.
         progress.close()
         print(f"txmr: {failure}", file=sys.stderr)
-        traceback.print_exc()
+        print(e.txmr_traceback, end="", file=sys.stderr)
         return 1
     finally:
         progress.close()
@@ -259,7 +260,8 @@ def run_inline(a, counters_out=None):
             shutil.rmtree(work, ignore_errors=True)
     if counters_out is not None:
         counters_out.append(counters)
-    print_summary({"counters": counters, "state": "finished"}, time.monotonic() - started)
+    print_summary({"counters": counters, "state": "finished", "skipped_records": skipped},
+                  time.monotonic() - started)
     return 0
 
 

@@ -1,7 +1,10 @@
 """
-What every attempt shares, map or reduce: its cancellation, and the error
-that names an input record its map code raised on.
+What every attempt shares, map or reduce: its cancellation, the error
+that names an input record its map code raised on, and how an error is
+told to the driver (L{describe}).
 """
+
+import traceback
 
 
 class TaskCancelled(Exception):
@@ -39,3 +42,19 @@ def check_cancelled(cancel):
     """
     if cancel is not None and cancel.is_set():
         raise TaskCancelled("attempt cancelled by the driver")
+
+
+def describe(error):
+    """
+    How an attempt's error is reported, the same by a worker and by the
+    inline runner: C{(one line, traceback, record)}.  A L{RecordError} is
+    told by its cause (the job's own exception and traceback), with the
+    record it names; other errors have no record (L{None}).
+    """
+    record = None
+    if isinstance(error, RecordError):
+        error, record = error.error, error.record
+    text = f"{type(error).__name__}: {error}".splitlines()
+    line = (text[0] if text else type(error).__name__)[:2000]
+    return line, "".join(traceback.format_exception(type(error), error,
+                                                    error.__traceback__)), record

@@ -20,13 +20,12 @@ reason, and nothing of it runs.
 import fnmatch
 import os
 import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from twisted.logger import Logger
 
-from txmr.data.attempt import RecordError, TaskCancelled
+from txmr.data.attempt import TaskCancelled, describe
 from txmr.data.fetch import FetchFailed
 from txmr.job import load_job as _load_job
 
@@ -277,19 +276,8 @@ class Executor:
             return Cancelled()
         except FetchFailed as e:
             return MapOutputMissing(e.source.map_index, e.source.attempt, str(e))
-        except RecordError as e:
-            cause = e.error
-            return Failed(_one_line(cause), _format(cause), e.record)
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
-            return Failed(_one_line(e), traceback.format_exc())
-
-
-def _one_line(e):
-    text = f"{type(e).__name__}: {e}".splitlines()
-    return (text[0] if text else type(e).__name__)[:2000]
-
-
-def _format(e):
-    return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            line, text, record = describe(e)
+            return Failed(line, text, record)
