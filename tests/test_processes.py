@@ -192,6 +192,20 @@ class BadInputTests(unittest.TestCase):
         result = self.start_driver("--input", EXAMPLES, "--job", os.path.join(JOBS, "noreduce.py"))
         self.assertOneLineError(result, "no reduce() function")
 
+    def test_a_flag_out_of_range_is_named(self):
+        """
+        twistd said "must be positive" without naming the flag.
+        """
+        for flag, value, bound in [("--task-timeout", "-1", "more than 0"),
+                                   ("--heartbeat", "abc", "more than 0"),
+                                   ("--linger", "-2", "0 or more"),
+                                   ("--http-lease", "nan", "more than 0")]:
+            result = self.start_driver("--input", EXAMPLES, flag, value)
+            self.assertNotEqual(result.returncode, 0)
+            # twistd prints its usage errors on standard output.
+            self.assertIn(f"{flag} must be a number of seconds, {bound}, not {value!r}",
+                          result.stdout + result.stderr)
+
     def test_no_input(self):
         result = self.start_driver()
         self.assertOneLineError(result, "--input DIR is required")

@@ -319,6 +319,11 @@ def _more_than_zero(text):
     return value
 
 
+# argparse names a type by its function's name: "invalid number value: 'abc'".
+_at_least_one.__name__ = "whole number"
+_more_than_zero.__name__ = "number"
+
+
 def parser():
     p = argparse.ArgumentParser(prog="txmr", description="MapReduce on Twisted.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -67,8 +67,21 @@ def read_secret(path):
     return secret
 
 
-def positive_float(text):
-    value = float(text)
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
+def seconds(name, zero=False):
+    """
+    The coercer of a flag of seconds, whose refusal names the flag (twistd
+    shows it as "Parameter type enforcement failed: ..."): more than 0, or
+    0 or more with C{zero}.
+    """
+    bound = "0 or more" if zero else "more than 0"
+
+    def coerce(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not (value >= 0 if zero else value > 0) or value == float("inf"):
+            raise ValueError(f"--{name} must be a number of seconds, {bound}, not {text!r}")
+        return value
+    coerce.coerceDoc = f"Seconds, {bound}."
+    return coerce

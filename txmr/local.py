@@ -196,8 +196,12 @@ class LocalCluster:
         same error has under --inline.
         """
         with open(os.path.join(self.work, "driver.log"), errors="replace") as f:
-            lines = [line for line in f.read().splitlines() if line.startswith("txmr")]
-        lines = [line.replace("txmr-driver: error: ", "txmr: ", 1) for line in lines]
+            text = f.read().splitlines()
+        lines = [line.replace("txmr-driver: error: ", "txmr: ", 1) for line in text
+                 if line.startswith("txmr")]
+        # twistd's own refusal of a flag's value.
+        lines += ["txmr: " + line.partition(": Parameter type enforcement failed: ")[2]
+                  for line in text if ": Parameter type enforcement failed: " in line]
         return "\n".join(lines) or "txmr: the driver did not start"
 
     def follow(self, on_state=None, interval=0.2):

@@ -10,7 +10,7 @@ import sys
 from twisted.python import usage
 
 from txmr.core.spec import DEFAULT_MEMORY
-from txmr.daemon import exit_process, positive_float, read_secret
+from txmr.daemon import exit_process, read_secret, seconds
 from txmr.driver.config import DriverConfig
 from txmr.job import DEFAULT_JOB
 from txmr.plan import ConfigError
@@ -58,14 +58,15 @@ class DriverOptions(usage.Options):
         ["job", "j", DEFAULT_JOB, "The job: a module, module:attribute, or a .py file."],
         ["job-args", None, "", "The job's own options, as one shell-quoted string "
                                "(e.g. '--min-count 3')."],
-        ["heartbeat", None, 1.0, "Seconds between pings of each worker.", positive_float],
+        ["heartbeat", None, 1.0, "Seconds between pings of each worker.", seconds("heartbeat")],
         ["heartbeat-timeout", None, 5.0, "Seconds of silence after which a worker is lost.",
-         positive_float],
+         seconds("heartbeat-timeout")],
         ["max-attempts", None, 4, "Failures of one task that fail the job.", int],
         ["task-timeout", None, None, "Abandon an attempt running longer than this (seconds).",
-         positive_float],
+         seconds("task-timeout")],
         ["speculate-after", None, 10.0, "Least running time before a straggler gets a "
-                                        "backup attempt (seconds).", float],
+                                        "backup attempt (seconds).",
+         seconds("speculate-after", zero=True)],
         ["memory", None, DEFAULT_MEMORY >> 20, "Memory budget of a reduce task in MB; "
                                                     "past it, it spills to disk.", int],
         ["port-file", None, None, "Write the address the driver listens on to this file."],
@@ -77,12 +78,13 @@ class DriverOptions(usage.Options):
         ["journal", None, None, "Journal the job here, to resume it after a crash (default: "
                                 ".txmr-journal.sqlite in the intermediate directory)."],
         ["linger", None, 5.0, "After the job, stay this many seconds telling workers that "
-                              "arrive late that it is over (0: exit at once).", float],
+                              "arrive late that it is over (0: exit at once).",
+         seconds("linger", zero=True)],
         ["storage-options", None, None, "fsspec options of an --input or --output URL, as a "
                                         "JSON object; they reach every worker, so give "
                                         "credentials through the environment instead."],
         ["http-lease", None, 60.0, "Seconds an HTTP worker's task stays leased without a "
-                                   "request bearing its worker-pid.", positive_float],
+                                   "request bearing its worker-pid.", seconds("http-lease")],
     ]
     optFlags = [
         ["no-speculation", None, "Never start backup attempts of stragglers."],

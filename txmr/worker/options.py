@@ -10,7 +10,7 @@ import sys
 from twisted.internet import endpoints
 from twisted.python import usage
 
-from txmr.daemon import exit_process, read_secret
+from txmr.daemon import exit_process, read_secret, seconds
 from txmr.tls import TLSConfigError, Trust, check_server, scheme
 from txmr.worker.address import client_endpoint
 
@@ -26,7 +26,7 @@ class WorkerOptions(usage.Options):
          "The driver: http://HOST:PORT, HOST:PORT, https://HOST:PORT (TLS), or a Twisted "
          "client endpoint string (ssl:host=HOST:port=PORT for TLS)."],
         ["give-up", None, 60.0, "Exit if the driver stays out of reach this long (seconds; "
-                                "0: never).", float],
+                                "0: never).", seconds("give-up", zero=True)],
         ["secret-file", None, None, "The job's secret is in this file: the worker and its "
                                     "driver prove to each other that they know it."],
         ["ca-file", None, None, "A TLS driver's certificate must be signed by a CA in this PEM "
