@@ -405,6 +405,36 @@ class SecretRunTests(unittest.TestCase):
 
 
 class StatusTests(unittest.TestCase):
+    def test_status_of_a_driver_with_a_secret_file(self):
+        """
+        Plain HTTP: without the secret 401 and how to give it; with
+        --secret-file the job; with another secret, that it was refused.
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        secret, wrong = os.path.join(base, "secret"), os.path.join(base, "wrong")
+        for path, text in ((secret, "s3cret-of-the-job\n"), (wrong, "not-the-secret\n")):
+            with open(path, "w") as f:
+                f.write(text)
+        cluster = Cluster.slow_job(self, 2, 30, "--secret-file", secret)
+        cluster.start_worker("w", None, "--secret-file", secret)
+        wait_for(lambda: cluster.scratch_files("running-map"), 60, "a map to start")
+        address = "127.0.0.1:" + cluster.address.rsplit("port=", 1)[1]
+
+        def status(*args):
+            return subprocess.run(TXMR + ["status", address, *args], capture_output=True,
+                                  text=True, timeout=30)
+        result = status()
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("401", result.stderr)
+        self.assertIn("or --secret-file", result.stderr)
+        result = status("--secret-file", secret)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("map    0/2 finished, 1 running", result.stdout)
+        result = status("--secret-file", wrong)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"the driver refused the secret in {wrong}", result.stderr)
+
     def test_status_of_running_job(self):
         cluster = Cluster.slow_job(self, maps=2, seconds=30)
         cluster.start_worker("w")

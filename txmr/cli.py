@@ -289,7 +289,9 @@ def status(a):
             job = json.load(response)
     except (OSError, ValueError) as e:
         hint = ""
-        if getattr(e, "code", None) == 401:
+        if getattr(e, "code", None) == 401 and a.secret_file:
+            hint = f"; the driver refused the secret in {a.secret_file}"
+        elif getattr(e, "code", None) == 401:
             hint = ("; the driver has a secret: give the URL txmr run printed (with its ?token=),"
                     " or --secret-file")
         print(f"txmr: cannot read the job at {base}: {e}{hint}", file=sys.stderr)
