@@ -4,14 +4,18 @@ warning from the project's own code.
 """
 
 import os
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 from twisted.trial import unittest
 
 from txmr import protocol
 from txmr.driver.seed import SeedWorkers
 
+from tests.cluster import Cluster, wait_for, write_corpus
 from tests.memory import MemoryDriverMixin, Silent
 from tests.test_auth import collect_log
 
@@ -66,6 +70,52 @@ class DeprecationTests(unittest.TestCase):
              "-W", "error::PendingDeprecationWarning", "-c", code, examples, self.mktemp()],
             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         self.assertEqual(result.returncode, 0, result.stderr)
+
+
+class DriverDeprecationTests(unittest.TestCase):
+    def test_a_driver_and_its_pages_warn_of_nothing_deprecated(self):
+        """
+        A driver with a secret serves its pages, its API, its metrics, a
+        refusal, a missing page and a bad seed request, and a worker runs,
+        with every deprecation warning shown: none comes from the project.
+        (Importing the modules, above, cannot see the warnings of code that
+        runs only when a request comes.)
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        secret = os.path.join(base, "secret")
+        with open(secret, "w") as f:
+            f.write("the-secret-of-this-test\n")
+        cluster = Cluster(self, job="jobs/slow.py", maps=2)
+        write_corpus(cluster.input)
+        cluster.env.update(TXMR_SLOW_SECONDS="30", PYTHONWARNINGS="always::DeprecationWarning")
+        cluster.start_driver("--secret-file", secret)
+        cluster.start_worker("w", None, "--secret-file", secret)
+        wait_for(lambda: cluster.scratch_files("running-map"), 60, "a map to start")
+        url = "http://127.0.0.1:" + cluster.address.rsplit("port=", 1)[1]
+        token = {"Authorization": "Bearer the-secret-of-this-test"}
+        for path, headers, method, code in [("/", token, "GET", 200),
+                                            ("/api/job", token, "GET", 200),
+                                            ("/metrics", token, "GET", 200),
+                                            ("/api/attempt/999", token, "GET", 404),
+                                            ("/no/such/page", token, "GET", 404),
+                                            ("/", {}, "GET", 401),
+                                            ("/task", dict(token), "PUT", 400)]:
+            request = urllib.request.Request(url + path, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    got = response.status
+            except urllib.error.HTTPError as e:
+                got = e.code
+            self.assertEqual(got, code, path)
+        for name in ("w", "driver"):
+            cluster.kill(name, signal.SIGTERM)
+            cluster.wait(name, 60)
+        for name in ("driver", "w"):
+            log = cluster.log(name)
+            ours = [line for line in log.splitlines()
+                    if "Warning" in line and "/txmr/" in line]
+            self.assertEqual(ours, [], name)
 
 
 class ReconnectLineTests(unittest.TestCase):
