@@ -259,6 +259,31 @@ class FormatTests(Base):
             got = {json.dumps(k): v for k, v in read_pairs(os.path.join(out, "out-0"), "jsonl")}
             self.assertEqual(got, {k: sorted(v, key=repr) for k, v in expected.items()})
 
+    def test_bytes_input_through_txmr_run(self):
+        """
+        INPUT = "bytes": a binary file (CRLF, a lone CR, bytes that are not
+        UTF-8, a PNG's header) reaches map exactly, by processes, inline,
+        and gzipped.
+        """
+        import gzip
+        import hashlib
+
+        data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40 + b"a\r\nb\rc\xff\xfe\n"
+        corpus = write_files(self.path("in"), {"image.png": data}, mode="wb")
+        with open(os.path.join(corpus, "image2.png.gz"), "wb") as f:
+            f.write(gzip.compress(data))
+        expected = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for inline in ([], ["--inline"]):
+            out = self.path(f"out{len(inline)}")
+            result = self.txmr("run", os.path.join(JOBS, "bytes.py"), *inline, "-i", corpus,
+                               "-o", out, "-w", "2", "-r", "1")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            with open(os.path.join(out, "out-0")) as f:
+                lines = sorted(f.read().splitlines())
+            self.assertEqual(lines, [f"image.png\t{json.dumps(expected, separators=(',', ':'))}",
+                                     f"image2.png.gz\t"
+                                     f"{json.dumps(expected, separators=(',', ':'))}"])
+
     def test_a_line_that_is_not_json_is_a_bad_record(self):
         write_files(self.path("in"), {"a.jsonl": '{"key": 1, "value": 2}\n{"key": \n'})
         job = os.path.join(JOBS, "records.py")
