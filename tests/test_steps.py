@@ -59,6 +59,8 @@ class StepsTests(Base):
             self.assertEqual(result.returncode, 0, result.stderr)
             for k in (1, 2, 3):
                 self.assertIn(f"step {k}/3: {NATIVE}#step={k}", result.stdout)
+                if "-w" in mode:
+                    self.assertIn(f"txmr: status page of step {k}/3 at http://", result.stderr)
             self.assertIn("all 3 steps:", result.stdout)
             self.assertEqual(out_files(out), ["out-0", "out-1"])
             pairs = [p for name in out_files(out) for p in read_pairs(os.path.join(out, name))]

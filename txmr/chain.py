@@ -226,6 +226,7 @@ def run_chain(a, chain, run_one, print_summary):
                                                           run.reducers)
         if run.count > 1:
             print(f"{run.label}: {run.job}", flush=True)
+            step.step_label = run.label
         try:
             code = run_one(step, counters)
         except BaseException:

@@ -112,7 +112,8 @@ class LocalCluster:
         self.driver_restarts = 0
         self.url = f"http://127.0.0.1:{port}"
         if self.announce:
-            print(f"txmr: status page at {self.url}/?token={self.secret}", file=sys.stderr,
+            of = f" of {self.a.step_label}" if getattr(self.a, "step_label", None) else ""
+            print(f"txmr: status page{of} at {self.url}/?token={self.secret}", file=sys.stderr,
                   flush=True)
         self.say_what_was_removed()
         self.workers = [self.start_worker(i) for i in range(a.workers)]
