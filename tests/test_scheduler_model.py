@@ -259,9 +259,10 @@ class SchedulerStories(RuleBasedStateMachine):
             return
         # A seed worker may be left with nothing it can do (a job of seed
         # workers alone then waits for a txmr worker: the status page says
-        # so); a txmr worker never is.
-        idle = [w for w in self.live() if not w.attempts and w.info.via is Via.AMP]
-        if not idle:
+        # so); an idle txmr worker never is, though the task may be the
+        # idle seed worker's to take (a retry goes elsewhere first).
+        idle = [w for w in self.live() if not w.attempts]
+        if not any(w.info.via is Via.AMP for w in idle):
             return
         trial = copy.deepcopy(self.s)
         assert any(trial.assign(w.id, self.now) is not None for w in idle), \

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 from txmr.core.states import AttemptState, Kind, TaskState, Via
 
+_RUNNING = AttemptState.RUNNING
+
 
 @dataclass(eq=False)
 class Attempt:
@@ -71,7 +73,7 @@ class Task:
         return (self.kind, self.index)
 
     def running_attempts(self):
-        return [a for a in self.attempts if a.running]
+        return [a for a in self.attempts if a.state is _RUNNING]
 
     def __str__(self):
         return f"{self.kind} task {self.index}"

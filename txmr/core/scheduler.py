@@ -68,6 +68,7 @@ class Scheduler(LostOutput):
         self.maps = [Task(Kind.MAP, i, list(inputs)) for i, inputs in enumerate(map_inputs)]
         self._whole_files = _whole_file_tasks(self.maps)
         self.reduces = [Task(Kind.REDUCE, i, state=TaskState.BLOCKED) for i in range(n_reduce)]
+        self._by_kind = {Kind.MAP: self.maps, Kind.REDUCE: self.reduces}
         self.max_attempts = max_attempts
         # Lost workers are rarely a task's fault: a task may lose twice as
         # many as it may fail before the job gives up on it.
@@ -93,10 +94,9 @@ class Scheduler(LostOutput):
         """
         The task of that kind and index, or L{UnknownTask}.
         """
-        try:
-            tasks = self.maps if Kind(kind) is Kind.MAP else self.reduces
-        except (ValueError, TypeError):
-            raise UnknownTask(f"no {kind!r} tasks in this job") from None
+        tasks = self._by_kind.get(kind) if isinstance(kind, str) else None
+        if tasks is None:
+            raise UnknownTask(f"no {kind!r} tasks in this job")
         if type(index) is not int or not 0 <= index < len(tasks):
             raise UnknownTask(f"no {kind} task {index!r} in this job")
         return tasks[index]
@@ -219,12 +219,10 @@ class Scheduler(LostOutput):
         if worker is None or worker.lost:
             return []
         worker.lost = True
-        lost = sorted(worker.attempts, key=lambda a: a.id)
         out = []
-        for attempt in lost:
+        for attempt in sorted(worker.attempts, key=lambda a: a.id):
             self._end_attempt(attempt, AttemptState.LOST, now)
-            out.append(GivenBack(attempt))
-            out += self._count_loss(attempt, now)
+            out += [GivenBack(attempt)] + self._count_loss(attempt, now)
         return out + self._outputs_lost_with(worker_id, now)
 
     def _count_loss(self, attempt, now):
@@ -378,15 +376,14 @@ class Scheduler(LostOutput):
             raise StaleReport(f"{task} has no attempt {attempt_id!r}")
         if attempt.worker != worker_id:
             raise StaleReport(f"attempt {attempt_id} of {task} is not this worker's")
+        if attempt.running and not worker.lost:
+            return attempt
         leftover = attempt if task.winner is not attempt and not attempt.running else None
         if worker.lost:
             raise StaleReport(f"attempt {attempt_id} of {task} was given up with its worker",
                               leftover)
-        if not attempt.running:
-            raise StaleReport(
-                f"attempt {attempt_id} of {task} is no longer running ({attempt.state})",
-                leftover)
-        return attempt
+        raise StaleReport(
+            f"attempt {attempt_id} of {task} is no longer running ({attempt.state})", leftover)
 
     def report_done(self, worker_id, kind, index, attempt_id, counters=None):
         """
@@ -397,8 +394,8 @@ class Scheduler(LostOutput):
 
         @raise SchedulingError: the report is refused; nothing changed.
         """
-        attempt = self.running_attempt(worker_id, kind, index, attempt_id)
-        return Commit(attempt, dict(counters or {}))
+        return Commit(self.running_attempt(worker_id, kind, index, attempt_id),
+                      dict(counters or {}))
 
     def committed(self, commit, now):
         """
@@ -407,19 +404,21 @@ class Scheduler(LostOutput):
         """
         attempt = commit.attempt
         task = attempt.task
-        suspects = {a.worker for a in task.attempts if a.state is AttemptState.FAILED}
-        self._end_attempt(attempt, AttemptState.SUCCEEDED, now)
+        # FINISHED first: the attempt's end puts only a RUNNING task in line.
         task.winner = attempt
         task.state = TaskState.FINISHED
+        self._end_attempt(attempt, AttemptState.SUCCEEDED, now)
         self._unfinished[task.kind] -= 1
         self.placement.finished(task.kind, attempt.duration(now))
         task.counters = commit.counters
         self.workers[attempt.worker].succeeded += 1
         out = []
-        for other in task.running_attempts():
-            self._end_attempt(other, AttemptState.KILLED, now)
-            out.append(Cancel(other))
-        out += self._blame(task, suspects - {attempt.worker})
+        if len(task.attempts) > 1:
+            for other in task.running_attempts():
+                self._end_attempt(other, AttemptState.KILLED, now)
+                out.append(Cancel(other))
+            out += self._blame(task, {a.worker for a in task.attempts
+                                      if a.state is AttemptState.FAILED} - {attempt.worker})
         if task.kind is Kind.MAP and not self._unfinished[Kind.MAP]:
             self._unblock_reduces()
         # A map-only job (no reduce task) is over when its maps are.

@@ -14,11 +14,13 @@ class _Text(str, Enum):
     A C{str} enum that prints and formats as its value on every Python.
     """
 
+    # _value_, not value: the property costs two calls, and a task's kind
+    # is printed in each of its specs and journal rows.
     def __str__(self):
-        return self.value
+        return self._value_
 
     def __format__(self, spec):
-        return format(self.value, spec)
+        return format(self._value_, spec)
 
 
 class Kind(_Text):

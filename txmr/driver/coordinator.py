@@ -186,13 +186,13 @@ class Coordinator:
         as much as the hand-out itself); retries, backups and every HTTP
         hand-out are logged now.
         """
-        attempt = self.scheduler.assign(worker, self.now())
+        attempt = self.scheduler.assign(worker, self.clock.seconds())
         if attempt is None:
             return None
+        retry = len(attempt.task.attempts) > 1
         http = self.scheduler.workers[worker].info.via is Via.HTTP
-        if http or len(attempt.task.attempts) > 1:
-            how = (" (backup)" if attempt.speculative
-                   else " (retry)" if len(attempt.task.attempts) > 1 else "")
+        if http or retry:
+            how = " (backup)" if attempt.speculative else " (retry)" if retry else ""
             log.info("{attempt}{how} to {via}worker {worker}", attempt=attempt, how=how,
                      via="HTTP " if http else "", worker=worker)
         return attempt
@@ -221,7 +221,7 @@ class Coordinator:
         Something happened that may have made a task ready: answer the long
         polls that can be answered now.
         """
-        if self.scheduler.over:
+        if not self.polls or self.scheduler.over:
             return
         for worker in self.polls:
             answer = self._answer(worker)
@@ -372,12 +372,13 @@ class Coordinator:
             error = self.outputs.keep(attempt, self._output)
         else:
             error = self.files.commit(attempt, commit.counters, in_place)
+        now = self.clock.seconds()
         if error is not None:
             log.warn("{attempt} on worker {worker}: {error}", attempt=attempt,
                      worker=attempt.worker, error=error)
-            return self.scheduler.commit_failed(commit, self.now(), error)
-        instructions = self.scheduler.committed(commit, self.now())
-        secs = attempt.duration(self.now())
+            return self.scheduler.commit_failed(commit, now, error)
+        instructions = self.scheduler.committed(commit, now)
+        secs = attempt.duration(now)
         if secs >= LOG_TASKS_LONGER or len(attempt.task.attempts) > 1:
             log.info("{attempt} finished on worker {worker} in {secs:.2f}s",
                      attempt=attempt, worker=attempt.worker, secs=secs)

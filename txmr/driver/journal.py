@@ -23,6 +23,8 @@ from txmr.core.states import Kind
 
 JOURNAL_NAME = ".txmr-journal.sqlite"
 
+_INSERT = "INSERT INTO commits VALUES (?, ?, ?, ?, ?)"
+
 # Attempt ids of epoch E start at (E - 1) * ATTEMPT_BLOCK + 1: an attempt
 # of an earlier run never shares a temporary file name with one of this run.
 ATTEMPT_BLOCK = 10 ** 9
@@ -80,6 +82,9 @@ class Journal:
     def __init__(self, path):
         self.path = path
         self._pending = []
+        # Whether commits wait for the next flush: an attribute, not a
+        # property, as the driver reads it after every write.
+        self.dirty = False
         self.db = sqlite3.connect(path, isolation_level=None)
         # The driver is the journal's only user (it holds its directories'
         # lock): an exclusive lock, taken once, spares every transaction
@@ -150,22 +155,30 @@ class Journal:
         reactor: until then a crash only makes the task run again.
         """
         task = attempt.task
-        self._pending.append((task.kind.value, task.index, attempt.id, self.epoch,
+        self._pending.append((str(task.kind), task.index, attempt.id, self.epoch,
                               json.dumps([counters, task.skip or [], files,
                                           attempt.seed_format])))
-
-    @property
-    def dirty(self):
-        return bool(self._pending)
+        self.dirty = True
 
     def flush(self):
         """
         Write the commits noted since the last flush, in one transaction.
         """
-        rows, self._pending = self._pending, []
-        if rows:
-            with self.db:
-                self.db.executemany("INSERT INTO commits VALUES (?, ?, ?, ?, ?)", rows)
+        rows, self._pending, self.dirty = self._pending, [], False
+        if len(rows) == 1:
+            # In autocommit mode, a statement is its own transaction.
+            self.db.execute(_INSERT, rows[0])
+        elif rows:
+            # One transaction, not one per row: one WAL frame for a page of
+            # rows, where each transaction would write its own.
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany(_INSERT, rows)
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def ended(self, ok):
         """
@@ -180,7 +193,7 @@ class Journal:
             self.remove()
 
     def remove(self):
-        self._pending = []
+        self._pending, self.dirty = [], False
         self.db.close()
         for suffix in ("", "-wal", "-shm"):
             try:

@@ -22,6 +22,9 @@ class LongPolls:
     def __iter__(self):
         return iter(list(self._open))
 
+    def __len__(self):
+        return len(self._open)
+
     def wait(self, worker):
         """
         A Deferred of the worker's answer; C{Wait} if nothing comes in
