@@ -89,7 +89,7 @@ def shared_session():
         import tempfile
 
         from txmr.job import load_job
-        from txmr.spark.engine import start_session
+        from txmr.spark.session import start_session
         from txmr.spark.options import SparkRun
 
         marks = tempfile.mkdtemp(prefix="txmr-spark-marks-")

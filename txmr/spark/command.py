@@ -12,7 +12,7 @@ import sys
 import time
 
 from txmr.spark import pyspark_missing
-from txmr.spark.options import SparkConfigError, SparkRun, parse_conf
+from txmr.spark.options import SparkConfigError, SparkRun, job_file, parse_conf
 from txmr.steps import sum_counters
 
 REFUSED = {
@@ -39,8 +39,8 @@ def spark_run(a):
     master = a.master or f"local[{a.workers or '*'}]"
     job = a.job
     if job.endswith(".py") or os.sep in job.split(":")[0]:
-        where, colon, attribute = job.rpartition(":") if ":" in job else (job, "", "")
-        job = os.path.abspath(where) + colon + attribute
+        where, rest = job_file(job)
+        job = os.path.abspath(where) + rest
     return SparkRun(job=job, input=a.input, output=a.output, master=master,
                     mappers=a.mappers, reducers=a.reducers, conf=parse_conf(a.spark_conf),
                     memory=a.memory << 20, max_attempts=a.max_attempts,

@@ -130,6 +130,15 @@ def is_url(path):
     return bool(sep) and head.isalpha() and len(head) > 1 and path[len(head) + 1:][:1] == "/"
 
 
+def job_file(name):
+    """
+    A job's name cut into its file (or module) and the rest: C{("dir/job.py",
+    ":Class")} for C{dir/job.py:Class}, C{("pkg.mod", "")} for C{pkg.mod}.
+    """
+    where, colon, attribute = name.rpartition(":") if ":" in name else (name, "", "")
+    return where, colon + attribute
+
+
 def parse_conf(items):
     """
     C{KEY=VALUE} strings as C{(key, value)} pairs.

@@ -20,6 +20,7 @@ from txmr.data.inputs import LINE_MODES, whole
 from txmr.data.knobs import DEFAULT_KNOBS
 from txmr.data.sampling import SAMPLE_RECORDS, sample_bounds
 from txmr.spark.options import is_url
+from txmr.spark.storage import hadoop_path
 
 # The first read of a split's lines, doubled until it holds enough lines.
 FIRST_READ = 64 << 10
@@ -109,8 +110,8 @@ class _Reader:
     """
 
     def __init__(self, sc):
+        self.sc = sc
         self.jvm = sc._jvm
-        self.conf = sc._jsc.hadoopConfiguration()
         self.streams = {}
 
     def read(self, location, offset, length):
@@ -118,8 +119,8 @@ class _Reader:
             return b""
         stream = self.streams.get(location)
         if stream is None:
-            path = self.jvm.org.apache.hadoop.fs.Path(location)
-            stream = self.streams[location] = path.getFileSystem(self.conf).open(path)
+            path, fs = hadoop_path(self.sc, location)
+            stream = self.streams[location] = fs.open(path)
         stream.seek(offset)
         return bytes(self.jvm.org.apache.commons.io.IOUtils.toByteArray(stream, length))
 

@@ -24,7 +24,6 @@ from txmr.data.success import SUCCESS, is_job_output
 from txmr.spark.options import SparkConfigError, is_url
 
 
-
 @dataclass(frozen=True)
 class InputFile:
     """
@@ -43,10 +42,22 @@ class InputFile:
     stamp: tuple | None = None
 
 
-def _hadoop(sc, url):
-    jvm = sc._jvm
-    path = jvm.org.apache.hadoop.fs.Path(url)
+def hadoop_path(sc, url):
+    """
+    The Hadoop C{Path} of C{url} and its file system, in the driver's JVM.
+    """
+    path = sc._jvm.org.apache.hadoop.fs.Path(url)
     return path, path.getFileSystem(sc._jsc.hadoopConfiguration())
+
+
+def _delete_job_output(fs, path):
+    """
+    Delete the job's own files (C{out-R}, C{_SUCCESS}) in the directory at
+    C{path}, leaving any other.
+    """
+    for status in fs.listStatus(path):
+        if is_job_output(status.getPath().getName()):
+            fs.delete(status.getPath(), False)
 
 
 def list_input(sc, root):
@@ -65,7 +76,7 @@ def list_input(sc, root):
             st = stamp(os.path.join(root, name))
             files.append(InputFile(name, st[0], None, tuple(st)))
         return files
-    path, fs = _hadoop(sc, root)
+    path, fs = hadoop_path(sc, root)
     try:
         if not fs.getFileStatus(path).isDirectory():
             raise SparkConfigError(f"input {root!r} is a file, not a directory: give the "
@@ -183,16 +194,13 @@ class HadoopOutput:
         self.staging = f"{self.url}/_txmr-staging-{uuid.uuid4().hex}"
 
     def _fs(self):
-        return _hadoop(self.sc, self.url)
+        return hadoop_path(self.sc, self.url)
 
     def prepare(self, job_name):
         path, fs = self._fs()
         try:
             fs.mkdirs(path)
-            for status in fs.listStatus(path):
-                name = status.getPath().getName()
-                if is_job_output(name):
-                    fs.delete(status.getPath(), False)
+            _delete_job_output(fs, path)
         except Exception as e:
             raise SparkConfigError(f"cannot write output {self.url!r}: {_reason(e)}") from e
 
@@ -225,10 +233,7 @@ class HadoopOutput:
         try:
             fs.delete(self.sc._jvm.org.apache.hadoop.fs.Path(self.staging), True)
             if not ok:
-                for status in fs.listStatus(path):
-                    name = status.getPath().getName()
-                    if is_job_output(name):
-                        fs.delete(status.getPath(), False)
+                _delete_job_output(fs, path)
         except Exception:
             pass
 
@@ -245,11 +250,9 @@ def remove_output(sc, path):
             remove_job_files(path)
         return
     try:
-        where, fs = _hadoop(sc, path)
+        where, fs = hadoop_path(sc, path)
         if fs.exists(where):
-            for status in fs.listStatus(where):
-                if is_job_output(status.getPath().getName()):
-                    fs.delete(status.getPath(), False)
+            _delete_job_output(fs, where)
     except Exception:
         pass
 
@@ -264,7 +267,7 @@ def remove_tree(sc, path):
         shutil.rmtree(path, ignore_errors=True)
         return
     try:
-        where, fs = _hadoop(sc, path)
+        where, fs = hadoop_path(sc, path)
         fs.delete(where, True)
     except Exception:
         pass
