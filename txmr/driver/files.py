@@ -162,6 +162,18 @@ class JobFiles:
         crash_point("after-journal", self._commits)
 
 
+def _crash_at():
+    wanted = os.environ.get("TXMR_CRASH_AT")
+    if not wanted:
+        return None
+    point, _, count = wanted.partition(":")
+    return point, int(count)
+
+
+# Read once, when the driver starts: it is looked for at every commit.
+_CRASH_AT = _crash_at()
+
+
 def crash_point(name, commits):
     """
     For the crash tests: with C{TXMR_CRASH_AT=NAME:N} in the driver's
@@ -170,8 +182,5 @@ def crash_point(name, commits):
     commit's files in place, not yet journaled) and C{after-journal} (the
     journal written with the N-th commit in it).
     """
-    wanted = os.environ.get("TXMR_CRASH_AT")
-    if wanted:
-        point, _, count = wanted.partition(":")
-        if point == name and commits >= int(count):
-            os.kill(os.getpid(), signal.SIGKILL)
+    if _CRASH_AT is not None and _CRASH_AT[0] == name and commits >= _CRASH_AT[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
