@@ -47,6 +47,36 @@ class LostWorkerLineTests(MemoryDriverMixin, unittest.TestCase):
                       f"{attempt.task}", line[0])
 
 
+class WhatWasLostTests(unittest.SynchronousTestCase):
+    def test_the_line_says_what_the_loss_did(self):
+        """
+        Without a shared directory, a lost worker takes the map output it
+        held, and a task of which a backup runs elsewhere is not "given
+        back": the line said "tasks given back: none" before the lines of
+        lost output, and named a backed-up task as given back.
+        """
+        from txmr.core.scheduler import Scheduler
+        from txmr.driver.coordinator import what_was_lost
+
+        s = Scheduler([[["a", 0, 10]], [["b", 0, 10]], [["c", 0, 10]]], 1,
+                      shared_nothing=True, speculate_after=3.0)
+        s.register("w1", 0)
+        first = s.assign("w1", 0)
+        s.committed(s.report_done("w1", first.task.kind, first.task.index, first.id, {}), 1)
+        slow = s.assign("w1", 1)
+        s.register("w2", 1)
+        other = s.assign("w2", 1)
+        s.committed(s.report_done("w2", other.task.kind, other.task.index, other.id, {}), 2)
+        backup = s.assign("w2", 10)
+        self.assertEqual(backup.task, slow.task, "a backup of the slow map on w2")
+        self.assertEqual(what_was_lost(s.lose("w1", 11)),
+                         f"tasks given back: none; still running elsewhere: {slow.task}; "
+                         f"map output it held, to run again: {first.task}")
+        s.register("w3", 11)
+        again = s.assign("w3", 11)
+        self.assertEqual(what_was_lost(s.lose("w3", 12)), f"tasks given back: {again.task}")
+
+
 class DeprecationTests(unittest.TestCase):
     def test_no_deprecation_warning_from_the_project(self):
         """

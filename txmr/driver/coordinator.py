@@ -142,9 +142,8 @@ class Coordinator:
         """
         given_back = self.scheduler.lose(worker, self.now())
         if not self.scheduler.over:
-            log.warn("worker {worker} lost ({why}); tasks given back: {tasks}", worker=worker,
-                     why=why, tasks=", ".join(str(g.attempt.task) for g in given_back
-                                              if isinstance(g, GivenBack)) or "none")
+            log.warn("worker {worker} lost ({why}); {what}", worker=worker, why=why,
+                     what=what_was_lost(given_back))
         peer = self.peers.pop(worker, None)
         if peer is not None:
             self.polls.drop(worker)
@@ -461,3 +460,25 @@ def tail(text, limit):
     if len(text) <= limit:
         return text
     return f"[{len(text) - limit} characters cut]\n" + text[-limit:]
+
+
+def what_was_lost(instructions):
+    """
+    What a lost worker's loss did, in words, from the scheduler's
+    instructions: the tasks given back (ready again), those whose other
+    attempt still runs, and the committed map output it held, which runs
+    again.
+    """
+    back, still, outputs = [], [], []
+    for i in instructions:
+        if isinstance(i, GivenBack):
+            task = i.attempt.task
+            (still if task.running_attempts() else back).append(str(task))
+        elif isinstance(i, OutputLost):
+            outputs.append(str(i.attempt.task))
+    what = f"tasks given back: {', '.join(back) or 'none'}"
+    if still:
+        what += f"; still running elsewhere: {', '.join(still)}"
+    if outputs:
+        what += f"; map output it held, to run again: {', '.join(outputs)}"
+    return what
