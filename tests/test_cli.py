@@ -264,6 +264,16 @@ class RunTests(unittest.TestCase):
         os.symlink(os.path.join(elsewhere, "more"), os.path.join(corpus, "more"))
         os.symlink("..", os.path.join(corpus, "deep", "up"))
         os.symlink(".", os.path.join(corpus, "here"))
+        # Links that lead to each other: each directory is walked once (they
+        # were walked some forty times, every count forty times too high).
+        os.makedirs(os.path.join(corpus, "a"))
+        os.makedirs(os.path.join(corpus, "b"))
+        with open(os.path.join(corpus, "a", "apple.txt"), "w") as f:
+            f.write("apple\n")
+        with open(os.path.join(corpus, "b", "pear.txt"), "w") as f:
+            f.write("pear\n")
+        os.symlink(os.path.join("..", "b"), os.path.join(corpus, "a", "tob"))
+        os.symlink(os.path.join("..", "a"), os.path.join(corpus, "b", "toa"))
         os.mkfifo(os.path.join(corpus, "a-pipe"))
         for inline in ([], ["--inline"]):
             out = os.path.join(self.base, f"out{len(inline)}")
@@ -271,7 +281,7 @@ class RunTests(unittest.TestCase):
                                timeout=60)
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertEqual(read_output(out, 1), {"linked": "2", "file": "2", "folder": "1",
-                                                   "plain": "1"})
+                                                   "plain": "1", "apple": "1", "pear": "1"})
 
     def test_a_failing_job_fails_alike_inline_or_not(self):
         """

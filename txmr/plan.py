@@ -186,6 +186,21 @@ def plan_job(config, clear=True, job=None):
         p if storage.is_url(p) else os.path.abspath(p)
         for p in (config.input, config.intermediate, config.output))
     locks = lock_directories(config)
+    try:
+        return _plan_locked(config, job, parsed, locks, clear)
+    except BaseException as e:
+        # A run that cannot start lets go of what it took, and says why in
+        # one line.
+        release_locks(locks)
+        if isinstance(e, (OSError, storage.StorageError)):
+            raise ConfigError(f"cannot plan the job: {type(e).__name__}: {e}") from e
+        raise
+
+
+def _plan_locked(config, job, parsed, locks, clear):
+    """
+    The rest of L{plan_job}, once the run holds its directories.
+    """
     if clear:
         for directory in sorted({config.intermediate, config.output}):
             removed = remove_job_files(directory)
@@ -204,7 +219,6 @@ def plan_job(config, clear=True, job=None):
             bounds = sample_bounds(job, parsed, config.input, splits, config.reducers,
                                    DEFAULT_KNOBS)
         except Exception as e:
-            release_locks(locks)
             raise ConfigError(f"cannot sample the keys for TOTAL_ORDER: "
                               f"{type(e).__name__}: {e}") from e
     scheduler = Scheduler(

@@ -63,17 +63,27 @@ def list_inputs(input_dir):
     """
     The input files under C{input_dir}, as sorted C{(relative path, size)};
     names starting with C{.} or C{_} are skipped, as Hadoop does.  Links
-    are followed, to files and to directories, but not into a loop (a link
-    to the directory that holds it, or to one above).  C{input_dir} may be
-    a URL.
+    are followed, to files and to directories, but a directory is walked
+    once however many links lead to it (links that lead to each other, or
+    above, would otherwise count its files again and again).  A directory
+    that cannot be read fails the listing rather than be left out.
+    C{input_dir} may be a URL.
     """
     if storage.is_url(input_dir):
         return storage.list_files(input_dir)
+
+    def unreadable(error):
+        raise error
+
     found = []
-    for root, dirs, files in os.walk(input_dir, followlinks=True):
-        real = os.path.realpath(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_"))
-                         and not _encloses(os.path.realpath(os.path.join(root, d)), real))
+    walked = set()
+    for root, dirs, files in os.walk(input_dir, followlinks=True, onerror=unreadable):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in walked:
+            dirs[:] = []
+            continue
+        walked.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
         for name in files:
             if name.startswith((".", "_")):
                 continue
@@ -81,10 +91,6 @@ def list_inputs(input_dir):
             if os.path.isfile(path):
                 found.append((os.path.relpath(path, input_dir), os.path.getsize(path)))
     return sorted(found)
-
-
-def _encloses(directory, path):
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def plan_splits(files, n_map, mode="lines"):
