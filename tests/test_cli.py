@@ -302,6 +302,27 @@ class RunTests(unittest.TestCase):
             self.assertNotIn("RecordError", result.stderr)
             self.assertIn('raise ValueError(f"cannot map {filename}")', result.stderr)
 
+    def test_a_job_that_calls_sys_exit_fails(self):
+        """
+        Inline, sys.exit(0) in the job's code ended the run with 0 and no
+        output; a worker had always failed the task.
+        """
+        job = os.path.join(self.base, "exits.py")
+        with open(job, "w") as f:
+            f.write("import sys\n"
+                    "def map(name, line):\n"
+                    "    sys.exit(0)\n"
+                    "def reduce(k, v):\n"
+                    "    yield k, 1\n")
+        for inline in ([], ["--inline"]):
+            out = os.path.join(self.base, f"exit{len(inline)}")
+            result = self.txmr("run", job, *inline, "-i", EXAMPLES, "-o", out, "-w", "1",
+                               "--max-attempts", "2")
+            self.assertEqual(result.returncode, 1, result.stderr)
+            self.assertIn("failed 2 times; last, attempt", result.stderr)
+            self.assertIn("SystemExit: 0", result.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "_SUCCESS")))
+
     def test_inline_retries_and_skips_as_a_driver_does(self):
         base = os.path.join(self.base, "bad")
         os.makedirs(base)

@@ -221,7 +221,7 @@ def _inline(config, job, quiet):
         return run_inline(config, progress=progress, job=job)
     except ConfigError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         import traceback
 
         if hasattr(e, "txmr_failure"):

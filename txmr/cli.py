@@ -243,7 +243,7 @@ def run_inline(a, counters_out=None):
     except OutputNotMarked as e:
         print(f"txmr: job failed: {e}", file=sys.stderr)
         return 1
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         failure = getattr(e, "txmr_failure", None)
         if failure is None:
             raise

@@ -47,7 +47,12 @@ def run_inline(config, progress=None, job=None, skipped=None):
             task = attempt.task
             try:
                 counters = run_task(plan.job, plan.spec(attempt))
-            except Exception as e:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:
+                # SystemExit too: a job that calls sys.exit(0) fails its
+                # task, as it does in a worker, rather than end the run
+                # with 0 and no output.
                 # As a driver does: retried up to --max-attempts times
                 # (skipping the bad record in skipping mode); then the last
                 # error is raised as it is (a debugger stops in the job's
