@@ -401,14 +401,18 @@ class KeyTests(Base):
                                 ([("[1]", 1), ("y", 2), (None, 1), (("a", 2), 1)],
                                  (("a", 2), "'[1]'")),
                                 ([("true", 1), (1.5, 1)], (1.5, "'true'")),
-                                ([("{}", 1), ({"a": 1}, 1)], ({"a": 1}, "'{}'"))]:
+                                ([("{}", 1), ({"a": 1}, 1)], ({"a": 1}, "'{}'")),
+                                ([("NaN", 1), (float("nan"), 1)], (float("nan"), "'NaN'")),
+                                ([(float("-inf"), 1), ("-Infinity", 1)],
+                                 (float("-inf"), "'-Infinity'"))]:
             with OutputFile(self.path("out-0")) as out:
                 e = self.assertRaises(OutputError, out.write, pairs)
             self.assertIn(f"the key {culprits[0]!r} and the string key {culprits[1]}", str(e))
         # Strings that do not read as JSON beside other keys; strings that
         # read as JSON of another kind than the other keys; strings that do
         # beside strings only; and a file at a time.
-        for batches in ([[(7, 1), ("seven", 1), ("-x", 1), ("nully", 1), ("", 1)]],
+        for batches in ([[(7, 1), ("seven", 1), ("-x", 1), ("nully", 1), ("", 1),
+                          ("2024-01-01T10:00:00", 1), ("10.0.0.1", 1), ("01", 1), ("1st", 1)]],
                         [[(["length", 3], 1), ("7", 1), ("{}", 1)]],
                         [[(None, 1)], [("[1]", 1)]],
                         [[("7", 1)], [("[1]", 1), ("true", 2)]]):
@@ -419,6 +423,20 @@ class KeyTests(Base):
             out.write([(7, 1)])
         with OutputFile(self.path("out-2")) as out:
             out.write([("7", 1)])
+
+    def test_a_key_that_is_not_a_finite_number_is_refused_naming_it(self):
+        """
+        NaN equals nothing: each was a key of its own, printed alike.
+        """
+        corpus = write_files(self.path("in"), {"a.txt": "x\ny\n"})
+        job = write_files(self.path("jobs"), {"nan.py": (
+            "def map(name, line):\n"
+            "    yield float('nan'), 1\n"
+            "def reduce(key, values):\n"
+            "    yield key, sum(values)\n")})
+        e = self.assertRaises(JobFailed, txmr.run, os.path.join(job, "nan.py"), corpus,
+                              self.path("o"), workers=0)
+        self.assertIn("the key nan is not a finite number", str(e))
 
     def test_an_object_key_is_refused_naming_it(self):
         corpus = write_files(self.path("in"), {"a.txt": "x y\n"})

@@ -16,6 +16,7 @@ string C{"7"} are two keys.
 """
 
 import json
+import math
 import zlib
 
 
@@ -122,10 +123,16 @@ def hashable(key):
 
     @raise TypeError: the key holds an object (a dict), which cannot be
         grouped, naming it.
+    @raise ValueError: the key holds NaN or an infinity, naming it.
     """
     kind = type(key)
     if kind is list or kind is tuple:
         return tuple(hashable(k) for k in key)
+    if kind is float and not math.isfinite(key):
+        # NaN equals nothing, not even itself: each would be a key of its
+        # own, and JSON has no such number.
+        raise ValueError(f"the key {key!r} is not a finite number, which cannot be grouped "
+                         f"by key (and JSON has no such number)")
     if kind is dict:
         raise TypeError(f"the key {_short(key)} holds an object (a dict), which cannot be "
                         f"grouped by key: make it a list of [name, value] pairs, or its "

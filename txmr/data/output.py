@@ -37,8 +37,13 @@ class OutputError(ValueError):
 
 
 # Lines whose key may be a string that reads as JSON of each kind: a
-# scalar (a number, a boolean, null), a list, an object.
-_JSON_LIKE = {"scalar": re.compile(r"^(?:-?[0-9]|(?:true|false|null)\t)", re.MULTILINE),
+# scalar (a number, a boolean, null, and NaN and the infinities as Python's
+# json writes them), a list, an object.  A scalar's whole text is matched,
+# so that keys that merely start like one (a date, an address) cost nothing.
+_SCALAR = (r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN"
+           r"|-?Infinity")
+_SCALAR_KEY = re.compile(_SCALAR)
+_JSON_LIKE = {"scalar": re.compile(rf"^(?:{_SCALAR})\t", re.MULTILINE),
               "list": re.compile(r"^\[", re.MULTILINE),
               "object": re.compile(r"^\{", re.MULTILINE)}
 _first = itemgetter(0)
@@ -99,12 +104,15 @@ class TsvLines:
         return text
 
     def _find_json_like(self, pairs, wanted):
-        starts = tuple({"scalar": "-0123456789tfn", "list": "[", "object": "{"}[kind]
-                       for kind in wanted)
-        starts = "".join(starts)
         json_like = self.json_like
+        scalar = "scalar" in wanted
+        starts = ("[" if "list" in wanted else "") + ("{" if "object" in wanted else "")
         for key, _ in pairs:
-            if type(key) is str and key[:1] in starts and key:
+            if type(key) is not str or not key:
+                continue
+            if scalar and _SCALAR_KEY.fullmatch(key):
+                json_like.setdefault("scalar", key)
+            elif key[0] in starts:
                 try:
                     value = json.loads(key)
                 except ValueError:
