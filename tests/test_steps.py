@@ -7,6 +7,7 @@ and a driver running one step by name.
 import collections
 import json
 import os
+import subprocess
 
 import txmr
 from txmr.api import JobFailed
@@ -14,8 +15,8 @@ from txmr.data.inputs import list_inputs, plan_splits
 from txmr.data.output import read_pairs
 from txmr.job import load_job
 
-from tests.cluster import JOBS, Cluster, write_corpus
-from tests.test_job_api import Base
+from tests.cluster import JOBS, Cluster, wait_for, write_corpus
+from tests.test_job_api import TXMR, Base
 
 NATIVE = os.path.join(JOBS, "steps_native.py")
 MAP_ONLY = os.path.join(JOBS, "steps_map_only.py") + ":Counted"
@@ -146,6 +147,32 @@ class StepsTests(Base):
             finally:
                 del os.environ["TXMR_FAIL_FIRST_STEP"], self.env["TXMR_FAIL_FIRST_STEP"]
             self.assertEqual([n for n in os.listdir(out) if not n.startswith(".")], [], runner)
+
+    def test_a_failing_chain_leaves_another_runs_output_alone(self):
+        """
+        A chain that fails before its last step clears an earlier answer
+        from its output, but never while another run holds that output:
+        it removed a running job's committed files.
+        """
+        corpus = self.corpus(files=2)
+        out = self.path("held")
+        env = dict(self.env, TXMR_SLOW_SECONDS="4")
+        holder = subprocess.Popen(TXMR + ["run", os.path.join(JOBS, "slow.py"), "--inline",
+                                          "-i", corpus, "-o", out, "-m", "2", "-r", "1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: holder.poll() is None and holder.kill())
+        wait_for(lambda: [n for n in os.listdir(self.base) if n.startswith("running-map")],
+                 60, "the holder's first map")
+        self.env["TXMR_FAIL_FIRST_STEP"] = "1"
+        result = self.txmr("run", os.path.join(JOBS, "steps_fail_first.py"), "-i", corpus,
+                           "-o", out, "--inline", "--max-attempts", "1")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("txmr: the output was left as it is: ", result.stderr)
+        self.assertIn("is in use by a txmr run of", result.stderr)
+        _, err = holder.communicate(timeout=120)
+        self.assertEqual(holder.returncode, 0, err)
+        self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "out-0"])
 
     def test_the_same_command_again_resumes_each_step(self):
         corpus = self.corpus(files=2)

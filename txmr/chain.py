@@ -201,11 +201,20 @@ def remove_stale_output(chain, failed):
     last = chain.steps[-1]
     if failed is not last and ("://" in last.output or os.path.exists(last.output)):
         from txmr.data.layout import remove_job_files
+        from txmr.plan import ConfigError, lock_paths, release_locks
 
+        # Only while no other run holds the output: its files are its own.
+        try:
+            locks = lock_paths([last.output], "a txmr run clearing a failed chain's output")
+        except ConfigError as e:
+            print(f"txmr: the output was left as it is: {e}", file=sys.stderr)
+            return
         try:
             remove_job_files(last.output)
         except OSError:
             pass
+        finally:
+            release_locks(locks)
 
 
 def run_chain(a, chain, run_one, print_summary):

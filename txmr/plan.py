@@ -250,18 +250,31 @@ def lock_directories(config):
 
     @raise ConfigError: another run holds one of them, or it is not writable.
     """
-    who = (f"a txmr run of {config.job} (pid {os.getpid()} on {socket.gethostname()}, "
-           f"since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+    intermediate = None if storage.is_url(config.intermediate) else config.intermediate
+    return lock_paths({config.intermediate, config.output}, f"a txmr run of {config.job}",
+                      intermediate)
+
+
+def lock_paths(paths, what, intermediate=None):
+    """
+    Take directories (local, by C{flock}) and URLs (by a lock object) for
+    this process; the locks say C{what} holds them.
+
+    @param intermediate: the run's local intermediate directory, once held:
+        a run that resumes from it may take over a store lock its dead
+        predecessor left.
+    @raise ConfigError: another run holds one of them, or it is not writable.
+    """
+    who = f"{what} (pid {os.getpid()} on {socket.gethostname()}, " \
+          f"since {time.strftime('%Y-%m-%d %H:%M:%S')})"
     locks = []
-    directories = sorted({config.intermediate, config.output})
+    directories = sorted(paths)
     local = [d for d in directories if not storage.is_url(d)]
     try:
         for directory in local:
             locks.append(lock_directory(directory, who))
         # A store has no flock: a lock object, taken once the local
-        # directories are (a run holding the intermediate directory may
-        # take over the lock its dead predecessor left on the store).
-        intermediate = None if storage.is_url(config.intermediate) else config.intermediate
+        # directories are.
         for url in directories:
             if url not in local:
                 locks.append(StoreLock(url, who, intermediate))

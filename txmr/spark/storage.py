@@ -14,6 +14,7 @@ input root, as txmr's engine names it.
 
 import os
 import re
+import sys
 import uuid
 from dataclasses import dataclass
 
@@ -247,7 +248,18 @@ def remove_output(sc, path):
     """
     if not is_url(path):
         if os.path.isdir(path):
-            remove_job_files(path)
+            # Only while no other run holds it: its files are its own.
+            from txmr.plan import ConfigError, lock_paths, release_locks
+
+            try:
+                locks = lock_paths([path], "a txmr spark run clearing a failed chain's output")
+            except ConfigError as e:
+                print(f"txmr: the output was left as it is: {e}", file=sys.stderr)
+                return
+            try:
+                remove_job_files(path)
+            finally:
+                release_locks(locks)
         return
     try:
         where, fs = hadoop_path(sc, path)
