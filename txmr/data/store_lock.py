@@ -5,9 +5,10 @@ a second run on the same URL refuses to start instead of removing the
 first one's files and mixing its own with them (a local directory has
 L{txmr.data.layout.lock_directory} for this).
 
-A store has no atomic create-if-absent either: the lock is written, then
-read back, so of two runs starting in the same instant at most one goes
-on (each may refuse; neither goes on believing the other's lock its own).
+The lock is created only if absent where the store can do that (S3's
+conditional write, a local file's C{O_EXCL}): of two runs starting at
+once, one creates it and the other is refused.  Elsewhere it is written,
+then read back, which narrows the race but cannot close it.
 A run that dies leaves its lock behind.  The next run on the same host
 takes it over when its holder's process is gone, or when the holder's
 intermediate directory is the new run's, whose local lock it now holds;
@@ -74,11 +75,14 @@ class StoreLock:
         self.record = {"id": uuid.uuid4().hex, "who": who, "host": socket.gethostname(),
                        "pid": os.getpid(), "intermediate": intermediate,
                        "since": time.time()}
+        data = json.dumps(self.record).encode()
         try:
-            holder = self._holder()
-            if holder is not None and not _gone(holder, intermediate):
-                raise self._refusal(holder)
-            self.fs.pipe_file(self.path, json.dumps(self.record).encode())
+            if not self._create(data):
+                holder = self._holder()
+                if holder is not None and not _gone(holder, intermediate):
+                    raise self._refusal(holder)
+                # The holder is gone: take its lock over.
+                self.fs.pipe_file(self.path, data)
             holder = self._holder()
         except StoreInUse:
             raise
@@ -87,6 +91,27 @@ class StoreLock:
                                f"{e}") from e
         if holder != self.record:
             raise self._refusal(holder or {})
+
+    def _create(self, data):
+        """
+        Write the lock only if there is none (C{"xb"}: S3's If-None-Match,
+        a local file's O_EXCL), so that of two runs starting at once only
+        one creates it.  A store that cannot create only if absent is
+        written, and read back.
+
+        @return: whether this run created it.
+        """
+        try:
+            with self.fs.open(self.path, "xb") as f:
+                f.write(data)
+            return True
+        except FileExistsError:
+            return False
+        except (ValueError, NotImplementedError, TypeError):
+            if self._holder() is not None:
+                return False
+            self.fs.pipe_file(self.path, data)
+            return True
 
     def _holder(self):
         self.fs.invalidate_cache(self.path)
