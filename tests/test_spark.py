@@ -675,6 +675,15 @@ class CommandTests(SparkTestCase):
         self.assertRegex(result.stdout, r"failed in \d+\.\d+s")
         self.assertFalse(os.path.exists(os.path.join(out, "_SUCCESS")))
         self.assertEqual([n for n in os.listdir(out) if not n.startswith(".")], [])
+        # A map's record error: the job's own error, as a worker tells it,
+        # not txmr's RecordError around it.
+        result = self.txmr("run", "--engine", "spark", "--master", "local[2]",
+                           os.path.join(JOBS, "raises.py"), "-i", EXAMPLES, "-o", out)
+        self.assertEqual(result.returncode, 1, result.stderr + result.stdout)
+        self.assertIn("txmr: map task ", result.stderr)
+        self.assertIn("ValueError: cannot map", result.stderr)
+        self.assertIn('raises.py", line', result.stderr)
+        self.assertNotIn("RecordError", result.stderr)
 
     def test_cluster_master(self):
         """

@@ -10,9 +10,8 @@ of the JVM's stack.  Both sides import this module: no PySpark here.
 
 import re
 import sys
-import traceback
 
-from txmr.data.attempt import RecordError
+from txmr.data.attempt import describe
 
 BEGIN, END = "<txmr-task-failure>", "</txmr-task-failure>"
 
@@ -34,13 +33,12 @@ def task_failed(kind, index, reason):
 
 def failure(kind, index):
     """
-    The L{TaskFailed} for the exception being handled.
+    The L{TaskFailed} for the exception being handled, told as a worker
+    tells it (L{txmr.data.attempt.describe}): the job's own error and
+    traceback, not txmr's L{txmr.data.attempt.RecordError} around it.
     """
-    error = sys.exc_info()[1]
-    if isinstance(error, RecordError):
-        error = error.error
-    return task_failed(kind, index,
-                       f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+    line, text, _ = describe(sys.exc_info()[1])
+    return task_failed(kind, index, f"{line}\n{text}")
 
 
 def failure_of(error):
