@@ -174,11 +174,13 @@ class Journal:
             self.db.execute("BEGIN")
             try:
                 self.db.executemany(_INSERT, rows)
+                self.db.execute("COMMIT")
             except BaseException:
+                # A COMMIT that failed (a full disk) leaves the transaction
+                # open: every later BEGIN would fail too.
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
 
     def ended(self, ok):
         """
