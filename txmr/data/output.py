@@ -49,13 +49,11 @@ _JSON_LIKE = {"scalar": re.compile(rf"^(?:{_SCALAR})\t", re.MULTILINE),
 _first = itemgetter(0)
 
 
+_KINDS = {list: "list", tuple: "list", dict: "object"}
+
+
 def _kind(value):
-    kind = type(value)
-    if kind is list or kind is tuple:
-        return "list"
-    if kind is dict:
-        return "object"
-    return "scalar"
+    return _KINDS.get(type(value), "scalar")
 
 
 class TsvLines:
@@ -86,14 +84,21 @@ class TsvLines:
             for key, value in pairs:
                 _check_tsv(key, value)
         typed, json_like = self.typed, self.json_like
-        if len(typed) < 3 and set(map(type, map(_first, pairs))) != {str}:
+        # The batch's key types, once: a pass over its pairs only for a
+        # kind not seen yet (a job of int keys walks its first batch, not
+        # every batch).
+        types = set(map(type, map(_first, pairs)))
+        new = {_KINDS.get(t, "scalar") for t in types if t is not str} - typed.keys()
+        if new:
             for key, _ in pairs:
-                if type(key) is not str:
-                    typed.setdefault(_kind(key), key)
-        wanted = [kind for kind, line in _JSON_LIKE.items()
-                  if kind not in json_like and line.search(text)]
-        if wanted:
-            self._find_json_like(pairs, wanted)
+                kind = _kind(key)
+                if type(key) is not str and kind in new:
+                    typed.setdefault(kind, key)
+        if str in types:
+            wanted = [kind for kind, line in _JSON_LIKE.items()
+                      if kind not in json_like and line.search(text)]
+            if wanted:
+                self._find_json_like(pairs, wanted)
         for kind, key in typed.items():
             if kind in json_like:
                 raise OutputError(
