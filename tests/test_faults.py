@@ -139,7 +139,9 @@ class DriverCrashTests(unittest.TestCase):
             log = cluster.log("again")
             kept = int(log.split("resuming the earlier run (epoch 2): ")[1].split()[0])
             if point.startswith("after-rename"):
-                self.assertEqual(kept, 2, "the third commit was not journaled: it runs again")
+                # Commits are journaled in groups (files.FLUSH_EVERY): the
+                # first two may or may not be in by then; the third is not.
+                self.assertLess(kept, 3, "the third commit was not journaled: it runs again")
             else:
                 self.assertGreaterEqual(kept, 3, "the journaled commits stay done")
 

@@ -5,8 +5,9 @@ An SQLite database (the standard library's C{sqlite3}, in WAL mode) holds
 the job's identity (its code, its input files with their sizes and
 modification times, the flags that change its output), an epoch that grows
 at each start, and every committed attempt with its counters and skipped
-records, one transaction per commit.  The driver renames an attempt's files
-into place first and journals the commit second: a crash between the two
+records (written in groups: see L{txmr.driver.files.FLUSH_EVERY}).  The
+driver renames an attempt's files into place first and journals the commit
+second: a crash between the two
 leaves a task whose files are there but that the journal does not claim,
 and it simply runs again.
 
@@ -151,8 +152,9 @@ class Journal:
     def committed(self, attempt, counters, files):
         """
         An attempt's files are in place: its task is done, for good.  The
-        row is written by the next L{flush}, at the next turn of the
-        reactor: until then a crash only makes the task run again.
+        row is written by the next L{flush}, within
+        L{txmr.driver.files.FLUSH_EVERY} seconds: until then a crash only
+        makes the task run again.
         """
         task = attempt.task
         self._pending.append((str(task.kind), task.index, attempt.id, self.epoch,
