@@ -6,6 +6,7 @@ C{iosim}, time moved by hand.  No port is opened and nothing sleeps.
 
 import os
 
+from twisted.protocols import amp
 from twisted.trial import unittest
 
 from txmr import protocol
@@ -301,6 +302,100 @@ class ProtocolTests(MemoryDriverMixin, unittest.TestCase):
         good = self.connect()
         answer = self.successResultOf(self.call(good, protocol.GetTask))
         self.assertEqual(answer["action"], "run")
+
+
+class ReportAnswerTests(MemoryDriverMixin, unittest.TestCase):
+    """
+    A joined worker's reports are answered by the driver itself, not by
+    AMP's dispatch (L{txmr.driver.connection.DriverProtocol.ampBoxReceived}):
+    what goes on the wire must be what AMP would send.
+    """
+
+    maps = 2
+
+    def driver_side(self, client):
+        """
+        The driver's protocol of the client's connection (behind the
+        listener's first-byte sniffer).
+        """
+        server = [pump.server for pump in self.pumps if pump.client is client][0]
+        return getattr(server, "inner", server)
+
+    def sent_by(self, client, amp_dispatch, **report):
+        """
+        The boxes the driver sends back for one TaskDone, answered by its
+        own path or (C{amp_dispatch}) by AMP's.
+        """
+        server = self.driver_side(client)
+        if amp_dispatch:
+            self.patch(server, "ampBoxReceived",
+                       lambda box: amp.AMP.ampBoxReceived(server, box))
+        sent = []
+        self.patch(server, "_safeEmit", lambda box: sent.append(dict(box)))
+        self.call(client, protocol.TaskDone, **report)
+        return sent
+
+    def test_answers_as_amp_does(self):
+        """
+        An answer that runs the next task, and a refusal, are the same boxes
+        either way (the refusal's tag and code included).
+        """
+        a, b = self.connect(), self.connect()
+        specs = [spec_of(self.successResultOf(self.call(c, protocol.GetTask))) for c in (a, b)]
+        stale = dict(kind="map", index=specs[0].index, attempt=999, counters={}, ask=True)
+        own, amps = self.sent_by(a, False, **stale), self.sent_by(b, True, **dict(
+            stale, index=specs[1].index))
+        self.assertEqual(own[0][b"_error_code"], b"STALE_REPORT")
+        self.assertEqual(own[0][b"_error_description"], amps[0][b"_error_description"]
+                         .replace(str(specs[1].index).encode(), str(specs[0].index).encode()))
+        self.assertEqual(sorted(own[0]), sorted(amps[0]))
+        from txmr.data.run import run_task
+        run_task(self.job, specs[0])
+        done = self.sent_by(a, False, kind="map", index=specs[0].index,
+                            attempt=specs[0].attempt, counters={}, ask=True)
+        # The other map still runs: nothing for this worker yet.
+        self.assertEqual(done[0], {b"_answer": done[0][b"_answer"], b"action": b"wait"})
+        self.assertEqual(self.scheduler.task("map", specs[0].index).state, TaskState.FINISHED)
+
+    def test_unexpected_error_is_amps_unknown_error(self):
+        """
+        A bug in the driver while it answers a report: logged with its
+        traceback, the worker told an unknown error, its connection closed,
+        as AMP does; the driver goes on.
+        """
+        client = self.connect()
+        spec = spec_of(self.successResultOf(self.call(client, protocol.GetTask)))
+
+        def broken(*args, **kwargs):
+            raise ZeroDivisionError("a bug")
+
+        self.patch(self.coordinator, "task_done", broken)
+        self.failureResultOf(
+            self.call(client, protocol.TaskDone, kind="map", index=spec.index,
+                      attempt=spec.attempt, counters={}, ask=True), amp.UnknownRemoteError)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(client.server_transport.disconnecting)
+        other = self.connect()
+        self.assertEqual(self.successResultOf(self.call(other, protocol.GetTask))["action"],
+                         "run")
+
+    def test_malformed_report_from_a_worker(self):
+        """
+        A joined worker's report whose arguments do not parse: AMP's unknown
+        error too, and only that connection closed.
+        """
+        client = self.connect()
+        self.call(client, protocol.GetTask)
+        box = amp.AmpBox(_command=b"TaskDone", _ask=b"77", kind=b"map", index=b"x",
+                         attempt=b"1", counters=b"{}")
+        sent = []
+        self.patch(self.driver_side(client), "_safeEmit",
+                   lambda answer: sent.append(dict(answer)))
+        client.transport.write(box.serialize())
+        self.flush()
+        self.assertEqual(sent[0][b"_error"], b"77")
+        self.assertEqual(sent[0][b"_error_code"], amp.UNKNOWN_ERROR_CODE)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
 
 class BigSpecTests(MemoryDriverMixin, unittest.TestCase):

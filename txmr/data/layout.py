@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 
 from txmr.core.states import Kind
 from txmr.data import storage, store_output
@@ -57,6 +58,23 @@ class Layout:
         """
         return cls(spec.intermediate, spec.output, spec.n_map, spec.n_reduce)
 
+    @cached_property
+    def all_local(self):
+        """
+        Whether every file of the job is a local path (no output URL).  (A
+        cached property writes the instance's C{__dict__}, which a frozen
+        dataclass allows.)
+        """
+        return not (storage.is_url(self.output) or storage.is_url(self.intermediate))
+
+    @cached_property
+    def _directories(self):
+        """
+        The intermediate and output directories, each ending in a separator.
+        """
+        return tuple(os.path.join(d, "") if d is not None else None
+                     for d in (self.intermediate, self.output))
+
     def map_output(self, map_index, reduce_index):
         """
         The path of C{mr-M-R}: map task M's partition R.
@@ -73,6 +91,16 @@ class Layout:
         """
         The C{(temporary, final)} names of every file an attempt produces.
         """
+        if self.all_local:
+            # What attempt_name gives, built directly: the driver asks at
+            # every commit, the worker at every attempt.
+            if kind == Kind.MAP and self.n_reduce:
+                directory, names = self._directories[0], [
+                    f"mr-{index}-{r}" for r in range(self.n_reduce)]
+            else:
+                directory, names = self._directories[1], [f"out-{index}"]
+            return [(f"{directory}.{name}.attempt-{attempt}.tmp", directory + name)
+                    for name in names]
         if kind == Kind.MAP and self.n_reduce == 0:
             # A map-only job's map task writes the job's output.
             finals = [self.reduce_output(index)]
@@ -113,7 +141,7 @@ class Layout:
                      for _, final in files]
             self._check_seed_files(kind, index, files)
         for temporary, final in files:
-            if storage.is_url(final):
+            if not self.all_local and storage.is_url(final):
                 store_output.promote(final, attempt)
             else:
                 os.replace(temporary, final)

@@ -83,7 +83,10 @@ def upload_output(spec, cancel=None):
     whole to the attempt's own objects (L{txmr.data.store_output.upload}), where
     the driver promotes the winner's.
     """
-    for temporary, final in Layout.of(spec).files(spec.kind, spec.index, spec.attempt):
+    layout = Layout.of(spec)
+    if layout.all_local:
+        return
+    for temporary, final in layout.files(spec.kind, spec.index, spec.attempt):
         if storage.is_url(final):
             check_cancelled(cancel)
             store_output.upload(temporary, final, spec.attempt)
