@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from txmr.compat import is_mrjob
 from txmr.core.scheduler import Scheduler
@@ -84,18 +85,32 @@ class Plan:
         What a worker needs to run an attempt.
         """
         task, config = attempt.task, self.config
-        n_reduce = len(self.scheduler.reduces)
-        common = dict(kind=task.kind, index=task.index, attempt=attempt.id, job=self.job.name,
-                      intermediate=config.intermediate, n_map=len(self.scheduler.maps),
-                      n_reduce=n_reduce, args=list(config.job_args), options=self.options,
-                      storage=dict(config.storage_options) or None)
         if task.kind is Kind.MAP:
             stamps = {name: self.stamps[name] for name, _, _ in task.inputs}
-            return TaskSpec(input=config.input, splits=task.inputs, skip=list(task.skip),
-                            stamps=stamps, output=None if n_reduce else config.output,
-                            bounds=self.bounds, **common)
-        return TaskSpec(output=config.output, memory=config.memory,
-                        seed_buckets=self.scheduler.maps_in_seed_format(), **common)
+            return TaskSpec(kind=task.kind, index=task.index, attempt=attempt.id,
+                            input=config.input, splits=task.inputs, skip=list(task.skip),
+                            stamps=stamps, bounds=self.bounds, **self._map_fields)
+        return TaskSpec(kind=task.kind, index=task.index, attempt=attempt.id,
+                        output=config.output, memory=config.memory,
+                        seed_buckets=self.scheduler.maps_in_seed_format(), **self._job_fields)
+
+    @cached_property
+    def _job_fields(self):
+        """
+        What every task's spec says of the job: the same for all of them,
+        and a spec is built at every hand-out.
+        """
+        config = self.config
+        return dict(job=self.job.name, intermediate=config.intermediate,
+                    n_map=len(self.scheduler.maps), n_reduce=len(self.scheduler.reduces),
+                    args=list(config.job_args), options=self.options,
+                    storage=dict(config.storage_options) or None)
+
+    @cached_property
+    def _map_fields(self):
+        # A map task writes the job's output only in a map-only job.
+        return dict(self._job_fields,
+                    output=None if self.scheduler.reduces else self.config.output)
 
 
 def release_locks(locks):
