@@ -12,11 +12,14 @@ same input, in the same test.
 
 import gzip
 import io
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from functools import partial
 
 from twisted.trial import unittest
@@ -617,6 +620,69 @@ class SessionTests(SparkTestCase):
             self.assertNotIn("\n", str(caught.exception))
             self.assertFalse(os.path.exists(out), "nothing written")
 
+    def test_output_url_locked_while_the_run_lasts(self):
+        """
+        A run on an output URL holds it by txmr's store lock (an object
+        C{_txmr.lock} there) from before its first step to its end, and
+        lets it go however the run ends: done, failed, or on an exception;
+        the next run on the URL then starts.
+        """
+        from txmr.spark.engine import StepListener, run_spark
+        from txmr.spark.options import SparkRun
+
+        source, poisoned = (os.path.join(self.base, name) for name in ("in", "poisoned"))
+        write_corpus(source, files=2)
+        write_corpus(poisoned, files=2)
+        with open(os.path.join(poisoned, "in-1.txt"), "a") as f:
+            f.write("POISON\n")
+        out = os.path.join(self.base, "out")
+        url, lock = "file://" + out, os.path.join(out, "_txmr.lock")
+        held = []
+
+        class Watch(StepListener):
+            def started(self, step):
+                holder = None
+                if os.path.exists(lock):
+                    with open(lock) as f:
+                        holder = json.load(f)["who"]
+                held.append(holder)
+
+        def run(job, source, listener=None):
+            held.clear()
+            try:
+                return run_spark(SparkRun(os.path.join(JOBS, job), source, url, "local[2]", 2,
+                                          2), session=self.spark, listener=listener or Watch())
+            finally:
+                self.held_then_released(held, lock)
+
+        result = run("poison.py", poisoned)
+        self.assertFalse(result.ok)
+        self.assertEqual([n for n in os.listdir(out) if not n.startswith(".")], [])
+        result = run("pairs.py", source)
+        self.assertTrue(result.ok, result.failure)
+        self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "out-0", "out-1"])
+
+        class Raises(Watch):
+            def started(self, step):
+                super().started(step)
+                raise RuntimeError("the listener fails")
+
+        with self.assertRaises(RuntimeError):
+            run("pairs.py", source, Raises())
+        result = run("pairs.py", source)
+        self.assertTrue(result.ok, result.failure)
+        self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "out-0", "out-1"])
+
+    def held_then_released(self, held, lock):
+        """
+        The run's one step found the output held by the run, and the run
+        let it go at its end.
+        """
+        self.assertEqual(len(held), 1, held)
+        self.assertTrue(held[0] and held[0].startswith("a txmr spark run of "),
+                        f"the output is held while the step runs: {held}")
+        self.assertFalse(os.path.exists(lock), "released at the end")
+
     def test_refuses_features_it_was_not_written_for(self):
         """
         A feature the job loader grew after this engine (a field of the
@@ -702,6 +768,97 @@ class CommandTests(SparkTestCase):
         got = directory_bytes(out)
         self.assertEqual(got, directory_bytes(os.path.join(self.base, "txmr")))
         self.assertEqual(printed_counters(result.stdout), printed_counters(expected.stdout))
+
+    def test_output_url_held_by_a_txmr_run_is_refused(self):
+        """
+        An output URL that a txmr run holds (its C{_txmr.lock}) is refused
+        to a Spark run, in one line naming the lock, exit code 2, before
+        anything in it is removed or written: the txmr run then ends with
+        its own output alone.
+        """
+        if SKIP:
+            raise unittest.SkipTest(SKIP)
+        source, marks = (os.path.join(self.base, name) for name in ("in", "marks"))
+        write_corpus(source, files=2)
+        os.makedirs(marks)
+        out = os.path.join(self.base, "out")
+        url = "file://" + out
+        # Its reduces wait for a file "go": it surely holds the URL meanwhile.
+        holder = subprocess.Popen(
+            TXMR + ["run", os.path.join(JOBS, "gated_reduce.py"), "-i", source, "-o", url,
+                    "-w", "1", "-m", "2", "-r", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            text=True, env=dict(os.environ, TXMR_TEST_DIR=marks))
+        self.addCleanup(lambda: holder.poll() is None and holder.kill())
+        deadline = time.monotonic() + 120
+        while not any(n.startswith("reducing-") for n in os.listdir(marks)):
+            if holder.poll() is not None:
+                self.fail(f"the txmr run ended: {holder.stdout.read()}")
+            self.assertLess(time.monotonic(), deadline, "the txmr run reached its reduces")
+            time.sleep(0.1)
+
+        def files():
+            return {os.path.relpath(os.path.join(d, n), out): open(os.path.join(d, n), "rb").read()
+                    for d, _, names in os.walk(out) for n in names}
+
+        before = files()
+        self.assertIn("_txmr.lock", before)
+        result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES, "-o", url, "-m", "2",
+                           "-r", "2")
+        self.assertEqual(result.returncode, 2, result.stderr + result.stdout)
+        self.assertEqual(result.stderr.strip().splitlines(), [result.stderr.strip()])
+        self.assertIn(f"txmr: file://{out} is in use by a txmr run of ", result.stderr)
+        self.assertIn(f"if that run is gone, remove file://{out}/_txmr.lock", result.stderr)
+        self.assertEqual(files(), before, "nothing removed or written")
+        open(os.path.join(marks, "go"), "w").close()
+        output, _ = holder.communicate(timeout=120)
+        self.assertEqual(holder.returncode, 0, output)
+        self.assertEqual(sorted(os.listdir(out)), ["_SUCCESS", "out-0", "out-1"])
+        expected = os.path.join(self.base, "expected")
+        self.run_txmr_engine("txmr.examples.wordcount", source, expected, 2, 2)
+        self.assertEqual(directory_bytes(out), directory_bytes(expected))
+
+    def test_output_on_s3_held_by_another_run_is_refused(self):
+        """
+        An object store's URL held by another run (its C{_txmr.lock}, as a
+        txmr run on this host writes it) is refused to a Spark run, in one
+        line naming the lock, exit code 2, with no object removed or
+        written: an earlier run's answer stays as it was.
+        """
+        if SKIP:
+            raise unittest.SkipTest(SKIP)
+        from tests.s3_server import S3Server
+
+        s3 = S3Server(self, self.base)
+        fs = s3.filesystem()
+        fs.mkdir("txmr")
+        fs.pipe("txmr/out/out-0", b"an earlier run's answer\n")
+        fs.pipe("txmr/out/_SUCCESS", b"out-0\n")
+        here = {"id": "1", "who": f"a txmr run of wordcount (pid {os.getpid()} on "
+                                  f"{socket.gethostname()})",
+                "host": socket.gethostname(), "pid": os.getpid(), "intermediate": None,
+                "since": time.time()}
+        fs.pipe("txmr/out/_txmr.lock", json.dumps(here).encode())
+
+        def objects():
+            return {path: fs.cat(path) for path in fs.find("txmr/out")}
+
+        before = objects()
+        result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES, "-o", "s3://txmr/out",
+                           "-m", "2", "-r", "2", env=s3.env())
+        self.assertEqual(result.returncode, 2, result.stderr + result.stdout)
+        self.assertEqual(result.stderr.strip().splitlines(),
+                         [f"txmr: s3://txmr/out is in use by {here['who']}; if that run is "
+                          f"gone, remove s3://txmr/out/_txmr.lock"])
+        self.assertEqual(objects(), before, "nothing removed or written")
+        # Its holder gone, the run takes the URL, and lets it go at its end,
+        # even when Spark cannot write there (no s3:// file system in the
+        # JVM, as here): no lock of its own is left behind.
+        fs.rm_file("txmr/out/_txmr.lock")
+        result = self.txmr("run", "--engine", "spark", "-i", EXAMPLES, "-o", "s3://txmr/out",
+                           "-m", "2", "-r", "2", env=s3.env())
+        self.assertFalse(fs.exists("txmr/out/_txmr.lock"), result.stderr)
+        self.assertNotIn("Traceback", result.stderr, "refused in one line, or done")
 
     def test_without_pyspark(self):
         """

@@ -41,7 +41,7 @@ def make_output(url):
     try:
         fs, path = filesystem(url)
         probe = _join(path, TEMPORARY, f"probe-{uuid.uuid4().hex}")
-        _make_parent(fs, probe)
+        make_parent(fs, probe)
         fs.pipe_file(probe, b"")
         fs.rm_file(probe)
     except StorageError:
@@ -50,7 +50,7 @@ def make_output(url):
         raise StorageError(f"cannot write output {url!r}: {type(e).__name__}: {e}") from e
 
 
-def _make_parent(fs, path):
+def make_parent(fs, path):
     """
     Make the directory that will hold C{path} on a local filesystem
     (C{file://}), which has real directories; a store has none to make, and
@@ -93,7 +93,7 @@ def upload(local, final, attempt):
     the local file.
     """
     fs, target = filesystem(attempt_url(final, attempt))
-    _make_parent(fs, target)
+    make_parent(fs, target)
     fs.put_file(local, target)
     os.unlink(local)
 

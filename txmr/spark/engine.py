@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from txmr.chain import plan_chain, step_job
 from txmr.job import JobError, load_job
 from txmr.job_options import plain_values
+from txmr.plan import release_locks
 from txmr.spark.options import (SparkConfigError, check_run, check_step, check_supported,
                                 is_url)
 from txmr.spark.result import chain_result
 from txmr.spark.session import is_local_master, start_session
 from txmr.spark.stage import run_step
-from txmr.spark.storage import remove_output, remove_tree
+from txmr.spark.storage import lock_output, remove_output, remove_tree
 from txmr.steps import StepJob
 
 INTERMEDIATE_REFUSED = ("--intermediate: Spark keeps map output in its shuffle; set "
@@ -85,6 +86,7 @@ def run_spark(run, progress=None, session=None, listener=None):
         options = plain_values(job.parse_args(run.args))
     listener = listener or StepListener()
     chain, temporary = _plan_steps(run, job)
+    locks = []
     try:
         steps = []
         for step in chain.steps:
@@ -94,9 +96,12 @@ def run_spark(run, progress=None, session=None, listener=None):
                 parsed = step_job_.parse_args(run.args)
             check_step(step_job_, step)
             steps.append((step, step_job_, parsed))
+        # Before Spark starts: a run refused for its output starts nothing.
+        locks = lock_output(run.output, job.name)
         listener.planned(chain)
         spark = session or start_session(run, job)
     except BaseException:
+        release_locks(locks)
         _discard(temporary)
         raise
     try:
@@ -115,8 +120,13 @@ def run_spark(run, progress=None, session=None, listener=None):
                 break
         return chain_result(results)
     finally:
-        if temporary is not None:
-            remove_tree(spark.sparkContext, temporary)
+        try:
+            if temporary is not None:
+                remove_tree(spark.sparkContext, temporary)
+        finally:
+            # Once nothing more is written in the output, however the run
+            # ended (done, failed, interrupted).
+            release_locks(locks)
         if session is None:
             spark.stop()
 

@@ -9,6 +9,7 @@ clear failure, never a quietly different answer.
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from txmr.core.spec import DEFAULT_MEMORY
@@ -124,10 +125,12 @@ def check_run(run):
 def is_url(path):
     """
     Whether C{path} names a location through Hadoop's file systems
-    (C{scheme://...} or C{file:/...}) rather than a local path.
+    (C{scheme://...} or C{file:/...}) rather than a local path.  A scheme
+    may hold digits (C{s3://}, C{s3a://}): taken for a local path, such an
+    output was written in a directory C{s3:} under the current one, with
+    no lock on the URL.  (One letter is a Windows drive.)
     """
-    head, sep, _ = path.partition(":")
-    return bool(sep) and head.isalpha() and len(head) > 1 and path[len(head) + 1:][:1] == "/"
+    return re.match(r"[A-Za-z][A-Za-z0-9+.\-]+:/", path) is not None
 
 
 def job_file(name):

@@ -198,8 +198,9 @@ class HadoopOutput:
         return hadoop_path(self.sc, self.url)
 
     def prepare(self, job_name):
-        path, fs = self._fs()
         try:
+            # A scheme the JVM has no file system for fails here, named.
+            path, fs = self._fs()
             fs.mkdirs(path)
             _delete_job_output(fs, path)
         except Exception as e:
@@ -237,6 +238,47 @@ class HadoopOutput:
                 _delete_job_output(fs, path)
         except Exception:
             pass
+
+
+def lock_output(url, job_name):
+    """
+    Hold the output URL C{url} for the whole run, before anything in it is
+    removed or written, with the lock txmr's engine takes on it
+    (L{txmr.plan.lock_paths}: an object C{_txmr.lock}, created only if
+    absent): another run on it, on either engine, is then refused, where it
+    would remove this run's files or mix its own with them, and both would
+    exit 0.  (A local output directory is locked by each step's
+    L{LocalOutput}.)
+
+    @return: the locks, for L{txmr.plan.release_locks} at the end: none for
+        a local path, or for a URL that fsspec cannot open (no txmr run can
+        write there either: the run goes on, saying it holds no lock).
+    @raise SparkConfigError: another run holds it, named, or it cannot be
+        locked.
+    """
+    if not is_url(url):
+        return []
+    from txmr.data.storage import filesystem
+    from txmr.data.store_lock import LOCK
+    from txmr.data.store_output import make_parent
+    from txmr.plan import ConfigError, lock_paths
+
+    # Hadoop's file:/a is file:///a to fsspec (and to txmr's engine).
+    url = re.sub(r"^file:/(?=[^/])", "file:///", url.rstrip("/"))
+    try:
+        fs, base = filesystem(url)
+    except Exception as e:  # StorageError, or the filesystem's own
+        print(f"txmr: warning: {url} is not locked against other runs: {_reason(e)}",
+              file=sys.stderr)
+        return []
+    try:
+        # A local file system's directory must be there for the lock file.
+        make_parent(fs, f"{base}/{LOCK}")
+        return lock_paths([url], f"a txmr spark run of {job_name}")
+    except ConfigError as e:
+        raise SparkConfigError(str(e)) from e
+    except OSError as e:
+        raise SparkConfigError(f"cannot write output {url!r}: {e.strerror or e}") from e
 
 
 def remove_output(sc, path):
