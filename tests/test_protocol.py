@@ -6,6 +6,7 @@ C{iosim}, time moved by hand.  No port is opened and nothing sleeps.
 
 import os
 
+from twisted.internet import defer
 from twisted.protocols import amp
 from twisted.trial import unittest
 
@@ -396,6 +397,82 @@ class ReportAnswerTests(MemoryDriverMixin, unittest.TestCase):
         self.assertEqual(sent[0][b"_error"], b"77")
         self.assertEqual(sent[0][b"_error_code"], amp.UNKNOWN_ERROR_CODE)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
+    def both_ways(self, setup, box=None, **report):
+        """
+        What the driver sends back for one report, answered by its own path
+        and by AMP's, each on a connection of its own prepared by C{setup}
+        (called with the driver's protocol), as the sorted items of each box.
+        """
+        sent = []
+        for amp_dispatch in (False, True):
+            client = self.connect()
+            spec = spec_of(self.successResultOf(self.call(client, protocol.GetTask)))
+            setup(self.driver_side(client))
+            if box is None:
+                boxes = self.sent_by(client, amp_dispatch, kind="map", index=spec.index,
+                                     attempt=spec.attempt, counters={}, ask=True, **report)
+            else:
+                server = self.driver_side(client)
+                if amp_dispatch:
+                    self.patch(server, "ampBoxReceived",
+                               lambda b, server=server: amp.AMP.ampBoxReceived(server, b))
+                boxes = []
+                self.patch(server, "_safeEmit", lambda b: boxes.append(dict(b)))
+                server.dataReceived(box(spec).serialize())
+                self.flush()
+            sent.append([sorted(b.items()) for b in boxes])
+        return sent
+
+    def test_a_box_that_is_also_an_answer_goes_to_amp(self):
+        """
+        A report box that also carries C{_answer} is AMP's to judge (an
+        answer to nothing asked: the connection is dropped), never taken for
+        a report: its task is not committed.
+        """
+        box = lambda spec: amp.AmpBox(  # noqa: E731
+            _command=b"TaskDone", _ask=b"5", _answer=b"12345", kind=b"map",
+            index=str(spec.index).encode(), attempt=str(spec.attempt).encode(), counters=b"{}")
+        own, amps = self.both_ways(lambda server: None, box=box)
+        self.assertEqual(own, amps)
+        self.assertEqual([t.state for t in self.scheduler.maps].count(TaskState.FINISHED), 0)
+
+    def test_remote_amp_error_keeps_its_code(self):
+        """
+        A responder's own L{amp.RemoteAmpError} is answered with its code,
+        and the connection kept, as AMP does.
+        """
+        def busy(*args, **kwargs):
+            raise amp.RemoteAmpError(b"BUSY", "try later")
+
+        own, amps = self.both_ways(lambda server: self.patch(self.coordinator, "task_done",
+                                                             busy))
+        self.assertEqual(own, amps)
+        self.assertIn((b"_error_code", b"BUSY"), own[0])
+
+    def test_a_responder_that_waits_is_answered_when_it_fires(self):
+        def later(server):
+            self.patch(type(server), "_next",
+                       lambda self, ask: defer.succeed({"action": "wait"}))
+
+        own, amps = self.both_ways(later)
+        self.assertEqual(own, amps)
+        self.assertIn((b"action", b"wait"), own[0])
+
+    def test_an_answer_that_cannot_be_sent_is_amps_unhandled_error(self):
+        """
+        An answer AMP cannot send (a value over its 64 KiB limit): logged
+        with its traceback, and the connection closed, as AMP does; not
+        blamed on the worker as malformed AMP.
+        """
+        client = self.connect()
+        self.call(client, protocol.GetTask)
+        d = self.call(client, protocol.TaskDone, kind="\x00" * 30000, index=0, attempt=1,
+                      counters={}, ask=True)
+        self.assertEqual(len(self.flushLoggedErrors(amp.TooLong)), 1)
+        self.assertTrue(client.server_transport.disconnecting)
+        d.addErrback(lambda failure: None)
 
 
 class BigSpecTests(MemoryDriverMixin, unittest.TestCase):

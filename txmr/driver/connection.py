@@ -37,13 +37,6 @@ _COMMANDS = {c.commandName: c for c in (protocol.Challenge, protocol.Hello, prot
                                         protocol.TaskDone, protocol.TaskFailed,
                                         protocol.MapOutputLost)}
 
-# A joined worker's reports, by their names on the wire, with the name of
-# their responders: answered without AMP's Deferreds (see
-# L{DriverProtocol.ampBoxReceived}).
-_REPORTS = {c.commandName: (c, name) for c, name in (
-    (protocol.TaskDone, "task_done"), (protocol.TaskFailed, "task_failed"),
-    (protocol.MapOutputLost, "map_output_lost"))}
-
 # The longest map output URL a worker may give.
 _URL_CHARS = 2000
 _URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
@@ -168,24 +161,42 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
     def ampBoxReceived(self, box):
         """
         A joined worker's report is answered here, in this call, with the
-        very box AMP's dispatch would send: the responder's answer, or the
-        error its command declares (fatal or not), or, for any other
-        exception, AMP's unknown error and the connection closed.  AMP
-        would wrap each command in three Deferreds and their callbacks, a
-        sixth of the driver's CPU per quick task; a report's responder
-        never waits, so none is needed.  Everything else goes through AMP.
+        box AMP's dispatch would send: the responder's answer; or the error
+        its command declares, or a L{amp.RemoteAmpError}'s own (the
+        connection closed after it if fatal); or, for any other exception,
+        AMP's unknown error, logged, and the connection closed.  AMP would
+        wrap each command in three Deferreds and their callbacks, a sixth of
+        the driver's CPU per quick task.  Everything else goes through AMP:
+        other commands, a stranger's boxes, a box that is also an answer.
         """
         report = _REPORTS.get(box.get(amp.COMMAND)) if self.worker is not None else None
-        if report is None or amp.ASK not in box:
+        if report is None or amp.ASK not in box or amp.ANSWER in box or amp.ERROR in box:
             return super().ampBoxReceived(box)
         command, responder = report
+        tag = box[amp.ASK]
         try:
-            answer = command.makeResponse(
-                getattr(self, responder)(**command.parseArguments(box, self)), self)
-            answer[amp.ANSWER] = box[amp.ASK]
+            result = responder(self, **command.parseArguments(box, self))
+            if isinstance(result, defer.Deferred):
+                # A report's responder answers at once; were one to wait,
+                # its answer would still be AMP's.
+                result.addCallback(command.makeResponse, self).addCallbacks(
+                    lambda answer: self._emit(_tagged(answer, tag)),
+                    lambda failure: self._emit(_error_box(command, failure, tag)))
+                return
+            answer = _tagged(command.makeResponse(result, self), tag)
+        except BaseException:
+            answer = _error_box(command, Failure(), tag)
+        self._emit(answer)
+
+    def _emit(self, answer):
+        """
+        Send an answer as AMP does (L{amp.BoxDispatcher._safeEmit}); an error
+        in sending is AMP's unhandled error, not the worker's.
+        """
+        try:
+            self._safeEmit(answer)
         except Exception:
-            answer = _error_box(command, Failure(), box[amp.ASK])
-        self._safeEmit(answer)
+            self.unhandledError(Failure())
 
     def dispatchCommand(self, box):
         """
@@ -333,22 +344,41 @@ class DriverProtocol(amp.AMP, policies.TimeoutMixin):
         self.transport.loseConnection()
 
 
+def _tagged(answer, tag):
+    answer[amp.ANSWER] = tag
+    return answer
+
+
 def _error_box(command, failure, tag):
     """
     The box that answers the command C{tag} with C{failure}, as AMP's
-    dispatch builds it: a declared error with its code (and the connection
-    closed after it if the command declares it fatal); any other one logged,
-    and answered as an unknown error that closes the connection.
+    dispatch builds it (L{amp.CommandLocator._wrapWithSerialization}, then
+    L{amp.BoxDispatcher._commandReceived}): an error the command declares,
+    with its code; then a L{amp.RemoteAmpError}, with its own; either closes
+    the connection after it if fatal.  Any other one is logged, and
+    answered as an unknown error that closes the connection.
     """
+    error = failure.value
     for kind, code in command.allErrors.items():
-        if isinstance(failure.value, kind):
-            box = amp.QuitBox() if kind in command.fatalErrors else amp.AmpBox()
-            description = str(failure.value)
+        if isinstance(error, kind):
+            error = amp.RemoteAmpError(code, str(error), kind in command.fatalErrors)
             break
+    if isinstance(error, amp.RemoteAmpError):
+        code, description = error.errorCode, error.description
+        box = amp.QuitBox() if error.fatal else amp.AmpBox()
     else:
         log.failure("while answering {command}", failure, command=command.__name__)
-        box, code, description = amp.QuitBox(), amp.UNKNOWN_ERROR_CODE, "Unknown Error"
+        box, code, description = amp.QuitBox(), amp.UNKNOWN_ERROR_CODE, b"Unknown Error"
+    if isinstance(description, str):
+        description = description.encode("utf-8", "replace")
     box[amp.ERROR] = tag
     box[amp.ERROR_CODE] = code
-    box[amp.ERROR_DESCRIPTION] = description.encode("utf-8", "replace")
+    box[amp.ERROR_DESCRIPTION] = description
     return box
+
+
+# A joined worker's reports, by their names on the wire, with their
+# registered responders: answered without AMP's Deferreds (see
+# L{DriverProtocol.ampBoxReceived}).
+_REPORTS = {c.commandName: DriverProtocol._commandDispatch[c.commandName] for c in (
+    protocol.TaskDone, protocol.TaskFailed, protocol.MapOutputLost)}
