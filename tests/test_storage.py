@@ -498,7 +498,10 @@ class S3Tests(unittest.TestCase):
             self.assertEqual(cluster.wait("w", 60), 0, point)
             log = cluster.log("again")
             words = log.split("resuming the earlier run (epoch 2): ")[1].split()
-            self.assertEqual(words[:2], ["2", "map"], "the journaled maps stay done")
+            # Commits are journaled in groups (files.FLUSH_EVERY): a map
+            # committed just before the crash may run again.
+            self.assertIn(words[0], ("1", "2"), "the journaled maps stay done")
+            self.assertEqual(words[1], "map")
             if point.startswith("after-rename"):
                 self.assertEqual(words[3], "0", "the reduce was not journaled: it runs again")
             else:

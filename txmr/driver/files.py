@@ -156,7 +156,8 @@ class JobFiles:
         except (sqlite3.Error, OSError) as e:
             log.error("cannot write the journal: {error}", error=e)
         if self.journal.dirty and not self._flush_call:
-            wait = max(0.0, self._flushed_at + FLUSH_EVERY - self.clock.seconds())
+            # Within [0, FLUSH_EVERY] even if the wall clock stepped back.
+            wait = min(FLUSH_EVERY, max(0.0, self._flushed_at + FLUSH_EVERY - self.clock.seconds()))
             self._flush_call = self.clock.callLater(wait, self._flush)
 
     def _flush(self):
