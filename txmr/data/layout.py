@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from txmr.core.states import Kind
 from txmr.data import storage, store_output
@@ -54,9 +54,11 @@ class Layout:
     @classmethod
     def of(cls, spec):
         """
-        The layout of the job a L{txmr.core.spec.TaskSpec} belongs to.
+        The layout of the job a L{txmr.core.spec.TaskSpec} belongs to: the
+        same object for every task of a job, so that what it caches is
+        worked out once per job, not at every attempt.
         """
-        return cls(spec.intermediate, spec.output, spec.n_map, spec.n_reduce)
+        return _layout(cls, spec.intermediate, spec.output, spec.n_map, spec.n_reduce)
 
     @cached_property
     def all_local(self):
@@ -330,3 +332,8 @@ def lock_directory(directory, who):
     f.write(who + "\n")
     f.flush()
     return f
+
+
+@lru_cache(maxsize=16)
+def _layout(cls, intermediate, output, n_map, n_reduce):
+    return cls(intermediate, output, n_map, n_reduce)
