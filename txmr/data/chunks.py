@@ -47,13 +47,13 @@ def write_columns(f, keys, values, per_chunk):
                for start in range(0, len(keys), per_chunk))
 
 
-def is_seed_output(path):
+def _is_seed(head):
     """
-    Whether a map output file was written by one of the seed's workers
-    (C{word count} lines, bucketed by the seed's own rule), not by txmr.
+    Whether a file that starts with C{head} was written by one of the
+    seed's workers (C{word count} lines, bucketed by the seed's own rule),
+    not by txmr.
     """
-    with open(path, "rb") as f:
-        return not f.read(len(MAGIC)).startswith(MAGIC[:12])
+    return not head.startswith(MAGIC[:12])
 
 
 def read_chunks(path, seed_records=DEFAULT_KNOBS.chunk_records):
@@ -65,24 +65,41 @@ def read_chunks(path, seed_records=DEFAULT_KNOBS.chunk_records):
     chunks of C{seed_records} lines.
     """
     with open(path, "rb") as f:
+        yield from _chunks(f, path, f.read(len(MAGIC)), seed_records)
+
+
+def read_txmr_chunks(path, seed_records=DEFAULT_KNOBS.chunk_records):
+    """
+    L{read_chunks} for a file that txmr wrote: its first item is whether it
+    was, and if so its chunks follow.  A reduce reads each map's output
+    this way, opening it once, and reads a seed worker's otherwise.
+    """
+    with open(path, "rb") as f:
         head = f.read(len(MAGIC))
-        if head != MAGIC:
-            if head.startswith(MAGIC[:12]):
-                raise ValueError(f"{path}: written by another version of txmr ({head.strip()!r})")
-            f.seek(0)
-            yield from _seed_chunks(f, seed_records)
+        seed = _is_seed(head)
+        yield not seed
+        if not seed:
+            yield from _chunks(f, path, head, seed_records)
+
+
+def _chunks(f, path, head, seed_records):
+    if head != MAGIC:
+        if not _is_seed(head):
+            raise ValueError(f"{path}: written by another version of txmr ({head.strip()!r})")
+        f.seek(0)
+        yield from _seed_chunks(f, seed_records)
+        return
+    while True:
+        head = f.read(_LENGTH.size)
+        if not head:
             return
-        while True:
-            head = f.read(_LENGTH.size)
-            if not head:
-                return
-            if len(head) != _LENGTH.size:
-                raise ValueError(f"{path}: truncated chunk header")
-            (size,) = _LENGTH.unpack(head)
-            data = f.read(size)
-            if len(data) != size:
-                raise ValueError(f"{path}: truncated chunk")
-            yield size, marshal.loads(data)
+        if len(head) != _LENGTH.size:
+            raise ValueError(f"{path}: truncated chunk header")
+        (size,) = _LENGTH.unpack(head)
+        data = f.read(size)
+        if len(data) != size:
+            raise ValueError(f"{path}: truncated chunk")
+        yield size, marshal.loads(data)
 
 
 def _seed_chunks(f, lines_per_chunk):

@@ -18,7 +18,7 @@ from itertools import groupby, islice
 from txmr.core.spec import DEFAULT_MEMORY
 from txmr.core.counters import add
 from txmr.data.attempt import check_cancelled
-from txmr.data.chunks import is_seed_output, open_chunks, read_chunks, write_chunk
+from txmr.data.chunks import open_chunks, read_chunks, read_txmr_chunks, write_chunk
 from txmr.data.keys import partition, sort_key, sort_values, sorted_items
 from txmr.data.layout import Layout
 from txmr.data.output import OutputFile, PairBuffer
@@ -145,10 +145,11 @@ def map_output_of(layout, m, index, knobs):
     worker's, reduces follow the seed's buckets instead: see
     L{txmr.core.spec.TaskSpec.seed_buckets}.)
     """
-    path = layout.map_output(m, index)
-    if not is_seed_output(path):
-        yield from read_chunks(path, knobs.chunk_records)
+    chunks = read_txmr_chunks(layout.map_output(m, index), knobs.chunk_records)
+    if next(chunks):
+        yield from chunks
         return
+    chunks.close()
     n = layout.n_reduce
     for bucket in range(n):
         for size, (keys, values) in read_chunks(layout.map_output(m, bucket),
