@@ -266,15 +266,18 @@ class Session:
         if self.quick and len(specs) < protocol.WORKER_SLOTS and not self.upcoming:
             self.upcoming.append(self._ask(wait=False))
 
-    @defer.inlineCallbacks
     def _run_batch(self, specs):
         """
         Run the attempts in one thread call; learn whether they were quick.
+        (A callback, not a generator of its own: this runs for every batch.)
         """
         started = self.clock.seconds()
-        outcomes = yield self.executor.run_batch(specs)
-        self.quick = (self.clock.seconds() - started) / len(specs) < QUICK_TASK
-        return outcomes
+
+        def learn(outcomes):
+            self.quick = (self.clock.seconds() - started) / len(specs) < QUICK_TASK
+            return outcomes
+
+        return self.executor.run_batch(specs).addCallback(learn)
 
     def _report_batch(self, specs, outcomes):
         """
