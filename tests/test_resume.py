@@ -6,6 +6,8 @@ letting it end its job, as a killed process would.
 
 import dataclasses
 from contextlib import closing
+import json
+import marshal
 import os
 import sqlite3
 
@@ -131,6 +133,40 @@ class ResumeTests(MemoryDriverMixin, unittest.TestCase):
         again = self.run_tasks(self.connect())
         self.assertEqual([(k, i) for k, i, _ in again][:1], [(Kind.MAP, ran[0][1])])
         self.assertEqual(self.successResultOf(self.driver.done), 0)
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+
+    def test_records_an_earlier_txmr_wrote_in_json_are_resumed(self):
+        """
+        A journal whose commits an earlier txmr recorded as JSON text (now
+        marshal data) resumes as well: no map runs again.
+        """
+        ran = self.run_tasks(self.connect(), kinds=(Kind.MAP,))
+        self.crash()
+        with closing(sqlite3.connect(journal_path(self.config))) as db, db:
+            rows = db.execute("SELECT rowid, record FROM commits").fetchall()
+            self.assertTrue(rows and all(isinstance(r, bytes) for _, r in rows))
+            for rowid, record in rows:
+                db.execute("UPDATE commits SET record = ? WHERE rowid = ?",
+                           (json.dumps(marshal.loads(record)), rowid))
+        self.restart()
+        again = self.run_tasks(self.connect())
+        self.assertEqual([k for k, _, _ in again], [Kind.REDUCE, Kind.REDUCE])
+        self.assertEqual(read_output(self.config.output, 2), self.expected())
+        self.assertEqual(len(ran), 3)
+
+    def test_a_record_that_does_not_read_refuses_in_one_line(self):
+        """
+        A damaged commit record: the driver refuses to start, naming the
+        journal (and --fresh is the way on), rather than die of a traceback.
+        """
+        self.run_tasks(self.connect(), kinds=(Kind.MAP,))
+        self.crash()
+        with closing(sqlite3.connect(journal_path(self.config))) as db, db:
+            db.execute("UPDATE commits SET record = ? WHERE rowid = 1", (b"\xff\x00",))
+        e = self.assertRaises(ConfigError, self.restart)
+        self.assertIn("cannot use the journal", str(e))
+        self.restart(fresh=True)
+        self.run_tasks(self.connect())
         self.assertEqual(read_output(self.config.output, 2), self.expected())
 
     def test_a_changed_input_refuses_to_resume(self):

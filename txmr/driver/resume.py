@@ -57,7 +57,8 @@ def open_journal(config, plan, now=0.0):
     try:
         epoch = journal.start(current, fresh)
         commits = [] if fresh else journal.commits()
-    except sqlite3.Error as e:
+    except (sqlite3.Error, ValueError) as e:
+        # ValueError: a record that does not read (see journal._record).
         journal.close()
         raise ConfigError(f"cannot use the journal {path!r}: {e}") from e
     plan.scheduler.number_attempts_from((epoch - 1) * ATTEMPT_BLOCK + 1)
