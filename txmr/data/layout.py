@@ -93,25 +93,20 @@ class Layout:
         """
         The C{(temporary, final)} names of every file an attempt produces.
         """
+        if kind == Kind.MAP and self.n_reduce:
+            directory, names = self._directories[0], [
+                f"mr-{index}-{r}" for r in range(self.n_reduce)]
+        else:
+            # A reduce's output; or a map-only job's map writes the job's.
+            directory, names = self._directories[1], [f"out-{index}"]
         if self.all_local:
             # What attempt_name gives, built directly: the driver asks at
             # every commit, the worker at every attempt.
-            if kind == Kind.MAP and self.n_reduce:
-                directory, names = self._directories[0], [
-                    f"mr-{index}-{r}" for r in range(self.n_reduce)]
-            else:
-                directory, names = self._directories[1], [f"out-{index}"]
             return [(f"{directory}.{name}.attempt-{attempt}.tmp", directory + name)
                     for name in names]
-        if kind == Kind.MAP and self.n_reduce == 0:
-            # A map-only job's map task writes the job's output.
-            finals = [self.reduce_output(index)]
-        elif kind == Kind.MAP:
-            finals = [self.map_output(index, r) for r in range(self.n_reduce)]
-        else:
-            finals = [self.reduce_output(index)]
         # An output URL's file is written locally, then uploaded (see
         # L{txmr.data.store_output}).
+        finals = [directory + name for name in names]
         return [(store_output.staging_path(self.intermediate, final, attempt)
                  if storage.is_url(final) else attempt_name(final, attempt), final)
                 for final in finals]
